@@ -1,0 +1,55 @@
+//! `truc`: the one command of the bus. Glue only: every subcommand parses its
+//! arguments, calls into a bus crate, and prints. No format or protocol logic
+//! lives here.
+
+mod edxml_cmd;
+mod lang;
+mod trust_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Trục — trục liên thông văn bản quốc gia (national document-exchange bus).
+#[derive(Debug, Parser)]
+#[command(name = "truc", version, about, long_about = None)]
+struct Cli {
+    /// Ngôn ngữ thông báo: vi (mặc định) hoặc en. / Message language: vi (default) or en.
+    #[arg(long, global = true, env = "TRUC_LANG", default_value = "vi")]
+    lang: lang::Lang,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Đọc, kiểm tra, định dạng và tạo gói tin edXML. / Read, check, format and make edXML packages.
+    #[command(subcommand)]
+    Edxml(edxml_cmd::EdxmlCommand),
+    /// Hạ tầng chứng thư số cho phát triển. / Development PKI.
+    #[command(subcommand)]
+    Certs(trust_cmd::CertsCommand),
+    /// Ký một gói tin. / Sign a package.
+    Sign(trust_cmd::SignArgs),
+    /// Kiểm tra chữ ký của gói tin. / Verify a package's signatures.
+    Verify(trust_cmd::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let lang = cli.lang;
+    let result = match cli.command {
+        Command::Edxml(cmd) => edxml_cmd::run(cmd, lang),
+        Command::Certs(cmd) => trust_cmd::run_certs(cmd, lang),
+        Command::Sign(args) => trust_cmd::run_sign(args, lang),
+        Command::Verify(args) => trust_cmd::run_verify(args, lang),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}: {e:#}", lang.pick("lỗi", "error"));
+            ExitCode::from(2)
+        }
+    }
+}
