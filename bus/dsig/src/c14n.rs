@@ -1,0 +1,337 @@
+//! Canonical XML 1.0 (inclusive) and Exclusive XML Canonicalization 1.0,
+//! for the node-sets XML-DSig needs here: a whole document or one element's
+//! subtree, minus some whole subtrees (signatures, trace entries). Output is
+//! streamed into any `Write` (a hasher, a buffer).
+//!
+//! Namespace rules, in short: inclusive C14N renders every namespace node in
+//! scope that the nearest output ancestor did not already render with the same
+//! value; exclusive C14N does the same only for prefixes an element visibly
+//! uses (its own prefix, its attributes' prefixes) plus an optional
+//! InclusiveNamespaces prefix list.
+
+use std::io::{self, Write};
+
+use crate::error::Error;
+use crate::xml::{Doc, Element, Node, NodeId, XML_NS};
+
+/// Which canonicalization algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Canonical XML 1.0, `http://www.w3.org/TR/2001/REC-xml-c14n-20010315`.
+    Inclusive,
+    /// Exclusive XML Canonicalization 1.0, `http://www.w3.org/2001/10/xml-exc-c14n#`.
+    Exclusive,
+}
+
+pub(crate) const C14N: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
+pub(crate) const C14N_COMMENTS: &str =
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments";
+pub(crate) const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub(crate) const EXC_C14N_COMMENTS: &str = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments";
+
+/// Options for one canonicalization run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options<'p> {
+    pub method: Method,
+    pub with_comments: bool,
+    /// Exclusive only: prefixes treated inclusively (`#default` means the default namespace).
+    pub inclusive_prefixes: &'p [String],
+}
+
+impl Method {
+    /// Maps an algorithm URI to (method, with_comments).
+    pub(crate) fn from_uri(uri: &str) -> Option<(Method, bool)> {
+        match uri {
+            C14N => Some((Method::Inclusive, false)),
+            C14N_COMMENTS => Some((Method::Inclusive, true)),
+            EXC_C14N => Some((Method::Exclusive, false)),
+            EXC_C14N_COMMENTS => Some((Method::Exclusive, true)),
+            _ => None,
+        }
+    }
+}
+
+/// Canonicalizes a whole XML document (public for tests and tools).
+///
+/// Comments are removed unless `with_comments`. Documents with a DOCTYPE are refused.
+pub fn canonicalize(xml: &[u8], method: Method, with_comments: bool) -> Result<Vec<u8>, Error> {
+    let doc = Doc::parse(xml)?;
+    let mut out = Vec::with_capacity(xml.len());
+    let opts = Options {
+        method,
+        with_comments,
+        inclusive_prefixes: &[],
+    };
+    // Writing into a Vec cannot fail.
+    let _ = write_node_set(&doc, None, &[], opts, &mut out);
+    Ok(out)
+}
+
+/// Writes the canonical form of the node-set "subtree of `apex` (or the whole
+/// document when `None`) minus the subtrees rooted at `excluded`".
+pub(crate) fn write_node_set<W: Write>(
+    doc: &Doc<'_>,
+    apex: Option<NodeId>,
+    excluded: &[NodeId],
+    opts: Options<'_>,
+    out: &mut W,
+) -> io::Result<()> {
+    let mut c = Canon {
+        doc,
+        excluded,
+        opts,
+        rendered: Vec::new(),
+        out,
+    };
+    match apex {
+        Some(id) => c.element(id, true),
+        None => {
+            let mut after_root = false;
+            for &id in &doc.top {
+                match doc.nodes.get(id) {
+                    Some(Node::Element(_)) => {
+                        c.element(id, false)?;
+                        after_root = true;
+                    }
+                    Some(Node::Comment(_) | Node::Pi { .. }) => {
+                        if !c.opts.with_comments
+                            && matches!(doc.nodes.get(id), Some(Node::Comment(_)))
+                        {
+                            continue;
+                        }
+                        if after_root {
+                            c.out.write_all(b"\n")?;
+                        }
+                        c.leaf(id)?;
+                        if !after_root {
+                            c.out.write_all(b"\n")?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+struct Canon<'d, 'a, 'o, W: Write> {
+    doc: &'d Doc<'a>,
+    excluded: &'d [NodeId],
+    opts: Options<'o>,
+    /// Namespace nodes rendered by output ancestors, innermost last.
+    rendered: Vec<(&'d str, &'d str)>,
+    out: &'o mut W,
+}
+
+impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
+    fn rendered_uri(&self, prefix: &str) -> &'d str {
+        self.rendered
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == prefix)
+            .map(|(_, u)| *u)
+            .unwrap_or("")
+    }
+
+    fn leaf(&mut self, id: NodeId) -> io::Result<()> {
+        match self.doc.nodes.get(id) {
+            Some(Node::Text(t)) => escape_text(self.out, t),
+            Some(Node::Comment(c)) => {
+                if self.opts.with_comments {
+                    self.out.write_all(b"<!--")?;
+                    self.out.write_all(c.as_bytes())?;
+                    self.out.write_all(b"-->")?;
+                }
+                Ok(())
+            }
+            Some(Node::Pi { target, data }) => {
+                self.out.write_all(b"<?")?;
+                self.out.write_all(target.as_bytes())?;
+                let data = data.trim_start_matches([' ', '\t', '\r', '\n']);
+                if !data.is_empty() {
+                    self.out.write_all(b" ")?;
+                    self.out.write_all(data.as_bytes())?;
+                }
+                self.out.write_all(b"?>")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Namespace declarations `el` must render, sorted by prefix.
+    fn namespaces_to_render(
+        &self,
+        id: NodeId,
+        el: &'d Element<'a>,
+        is_apex: bool,
+    ) -> Vec<(&'d str, &'d str)> {
+        let mut cands: Vec<(&'d str, &'d str)> = Vec::new();
+        let mut add = |p: &'d str, u: &'d str| {
+            if !cands.iter().any(|(q, _)| *q == p) {
+                cands.push((p, u));
+            }
+        };
+        match self.opts.method {
+            Method::Inclusive => {
+                if is_apex {
+                    // All namespace nodes in scope (nearest declaration wins).
+                    let mut cur = Some(id);
+                    while let Some(c) = cur {
+                        let Some(e) = self.doc.element(c) else { break };
+                        for (p, u) in &e.decls {
+                            add(p, u);
+                        }
+                        cur = e.parent;
+                    }
+                } else {
+                    for (p, u) in &el.decls {
+                        add(p, u);
+                    }
+                }
+            }
+            Method::Exclusive => {
+                add(el.prefix, &el.ns);
+                for a in &el.attrs {
+                    if !a.prefix.is_empty() && a.prefix != "xml" {
+                        add(a.prefix, &a.ns);
+                    }
+                }
+                for p in self.opts.inclusive_prefixes {
+                    let p: &str = if p == "#default" { "" } else { p };
+                    if let Some(u) = self.doc.lookup_ns(id, p) {
+                        // Re-borrow the prefix from the declaring element so it lives long enough.
+                        if let Some(pp) = self.declared_prefix(id, p) {
+                            add(pp, u);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(&'d str, &'d str)> = cands
+            .into_iter()
+            .filter(|(p, u)| self.rendered_uri(p) != *u)
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    fn declared_prefix(&self, mut id: NodeId, prefix: &str) -> Option<&'d str> {
+        loop {
+            let e = self.doc.element(id)?;
+            if let Some((p, _)) = e.decls.iter().find(|(p, _)| *p == prefix) {
+                return Some(p);
+            }
+            id = e.parent?;
+        }
+    }
+
+    fn element(&mut self, id: NodeId, is_apex: bool) -> io::Result<()> {
+        if self.excluded.contains(&id) {
+            return Ok(());
+        }
+        let Some(el) = self.doc.element(id) else {
+            return self.leaf(id);
+        };
+        let mark = self.rendered.len();
+        let ns = self.namespaces_to_render(id, el, is_apex);
+        self.out.write_all(b"<")?;
+        write_qname(self.out, el.prefix, el.local)?;
+        for (p, u) in &ns {
+            if p.is_empty() {
+                self.out.write_all(b" xmlns=\"")?;
+            } else {
+                self.out.write_all(b" xmlns:")?;
+                self.out.write_all(p.as_bytes())?;
+                self.out.write_all(b"=\"")?;
+            }
+            escape_attr(self.out, u)?;
+            self.out.write_all(b"\"")?;
+        }
+        self.rendered.extend(ns);
+        // Attributes, plus (inclusive, apex only) xml:* attributes inherited from ancestors.
+        let mut attrs: Vec<(&'d str, &'d str, &'d str, &'d str)> = el
+            .attrs
+            .iter()
+            .map(|a| (a.ns.as_ref(), a.local, a.prefix, a.value.as_ref()))
+            .collect();
+        if is_apex && self.opts.method == Method::Inclusive {
+            let mut cur = el.parent;
+            while let Some(c) = cur {
+                let Some(e) = self.doc.element(c) else { break };
+                for a in &e.attrs {
+                    if a.ns == XML_NS && !attrs.iter().any(|x| x.0 == XML_NS && x.1 == a.local) {
+                        attrs.push((XML_NS, a.local, a.prefix, a.value.as_ref()));
+                    }
+                }
+                cur = e.parent;
+            }
+        }
+        attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (_, local, prefix, value) in attrs {
+            self.out.write_all(b" ")?;
+            write_qname(self.out, prefix, local)?;
+            self.out.write_all(b"=\"")?;
+            escape_attr(self.out, value)?;
+            self.out.write_all(b"\"")?;
+        }
+        self.out.write_all(b">")?;
+        for &c in &el.children {
+            match self.doc.nodes.get(c) {
+                Some(Node::Element(_)) => self.element(c, false)?,
+                _ => self.leaf(c)?,
+            }
+        }
+        self.out.write_all(b"</")?;
+        write_qname(self.out, el.prefix, el.local)?;
+        self.out.write_all(b">")?;
+        self.rendered.truncate(mark);
+        Ok(())
+    }
+}
+
+fn write_qname<W: Write>(out: &mut W, prefix: &str, local: &str) -> io::Result<()> {
+    if !prefix.is_empty() {
+        out.write_all(prefix.as_bytes())?;
+        out.write_all(b":")?;
+    }
+    out.write_all(local.as_bytes())
+}
+
+fn escape_text<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
+    let b = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let rep: &[u8] = match c {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.write_all(&b[last..i])?;
+        out.write_all(rep)?;
+        last = i + 1;
+    }
+    out.write_all(&b[last..])
+}
+
+fn escape_attr<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
+    let b = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let rep: &[u8] = match c {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'"' => b"&quot;",
+            b'\t' => b"&#x9;",
+            b'\n' => b"&#xA;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.write_all(&b[last..i])?;
+        out.write_all(rep)?;
+        last = i + 1;
+    }
+    out.write_all(&b[last..])
+}
