@@ -335,3 +335,96 @@ fn escape_attr<W: Write>(out: &mut W, s: &str) -> io::Result<()> {
     }
     out.write_all(&b[last..])
 }
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn subtree(xml: &str, local: &str, method: Method) -> String {
+        let doc = Doc::parse(xml.as_bytes()).expect("parse");
+        let (id, _) = doc
+            .elements()
+            .find(|(_, e)| e.local == local)
+            .expect("element");
+        let mut out = Vec::new();
+        let opts = Options {
+            method,
+            with_comments: false,
+            inclusive_prefixes: &[],
+        };
+        write_node_set(&doc, Some(id), &[], opts, &mut out).expect("write");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    // Exclusive XML Canonicalization 1.0, section 2.2 (the motivating example):
+    // the same n1:elem2 subtree in two different contexts.
+    const EXC_A: &str = "<n0:local xmlns:n0=\"foo:bar\" xmlns:n3=\"ftp://example.org\"><n1:elem2 xmlns:n1=\"http://example.net\" xml:lang=\"en\">\n     <n3:stuff xmlns:n3=\"ftp://example.org\"/>\n  </n1:elem2></n0:local>";
+    const EXC_B: &str = "<n2:pdu xmlns:n1=\"http://example.com\" xmlns:n2=\"http://foo.example\" xml:lang=\"fr\" xml:space=\"retain\"><n1:elem2 xmlns:n1=\"http://example.net\" xml:lang=\"en\">\n     <n3:stuff xmlns:n3=\"ftp://example.org\"/>\n  </n1:elem2></n2:pdu>";
+
+    #[test]
+    fn exc_c14n_spec_example_inclusive_outputs_depend_on_context() {
+        assert_eq!(
+            subtree(EXC_A, "elem2", Method::Inclusive),
+            "<n1:elem2 xmlns:n0=\"foo:bar\" xmlns:n1=\"http://example.net\" xmlns:n3=\"ftp://example.org\" xml:lang=\"en\">\n     <n3:stuff></n3:stuff>\n  </n1:elem2>"
+        );
+        assert_eq!(
+            subtree(EXC_B, "elem2", Method::Inclusive),
+            "<n1:elem2 xmlns:n1=\"http://example.net\" xmlns:n2=\"http://foo.example\" xml:lang=\"en\" xml:space=\"retain\">\n     <n3:stuff xmlns:n3=\"ftp://example.org\"></n3:stuff>\n  </n1:elem2>"
+        );
+    }
+
+    #[test]
+    fn exc_c14n_spec_example_exclusive_output_is_context_free() {
+        let want = "<n1:elem2 xmlns:n1=\"http://example.net\" xml:lang=\"en\">\n     <n3:stuff xmlns:n3=\"ftp://example.org\"></n3:stuff>\n  </n1:elem2>";
+        assert_eq!(subtree(EXC_A, "elem2", Method::Exclusive), want);
+        assert_eq!(subtree(EXC_B, "elem2", Method::Exclusive), want);
+    }
+
+    #[test]
+    fn exclusive_inclusive_namespaces_prefix_list_keeps_listed_prefix() {
+        let doc = Doc::parse(EXC_A.as_bytes()).expect("parse");
+        let (id, _) = doc
+            .elements()
+            .find(|(_, e)| e.local == "elem2")
+            .expect("element");
+        let list = vec!["n0".to_string()];
+        let opts = Options {
+            method: Method::Exclusive,
+            with_comments: false,
+            inclusive_prefixes: &list,
+        };
+        let mut out = Vec::new();
+        write_node_set(&doc, Some(id), &[], opts, &mut out).expect("write");
+        assert!(String::from_utf8_lossy(&out).starts_with(
+            "<n1:elem2 xmlns:n0=\"foo:bar\" xmlns:n1=\"http://example.net\" xml:lang=\"en\">"
+        ));
+    }
+
+    /// W3C C14N 3.7 adapted: the e1 subtree without e2's element node is not
+    /// expressible as "minus whole subtrees", so we check the part we support:
+    /// excluding a subtree keeps the surrounding text and re-declares the
+    /// default namespace where an output descendant needs `xmlns=""`.
+    #[test]
+    fn excluded_subtree_and_default_namespace_reset() {
+        let xml = "<doc xmlns=\"http://www.ietf.org\" xmlns:w3c=\"http://www.w3.org\">\n   <e1>\n      <e2 xmlns=\"\">\n         <e3 id=\"E3\"/>\n      </e2>\n   </e1>\n</doc>";
+        let doc = Doc::parse(xml.as_bytes()).expect("parse");
+        let (e3, _) = doc.elements().find(|(_, e)| e.local == "e3").expect("e3");
+        let mut out = Vec::new();
+        let opts = Options {
+            method: Method::Inclusive,
+            with_comments: false,
+            inclusive_prefixes: &[],
+        };
+        write_node_set(&doc, None, &[e3], opts, &mut out).expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "<doc xmlns=\"http://www.ietf.org\" xmlns:w3c=\"http://www.w3.org\">\n   <e1>\n      <e2 xmlns=\"\">\n         \n      </e2>\n   </e1>\n</doc>"
+        );
+        assert_eq!(
+            subtree(xml, "e3", Method::Inclusive),
+            "<e3 xmlns:w3c=\"http://www.w3.org\" id=\"E3\"></e3>"
+        );
+        assert_eq!(subtree(xml, "e3", Method::Exclusive), "<e3 id=\"E3\"></e3>");
+    }
+}
