@@ -692,8 +692,20 @@ fn check_signature(
             format!("{where_en}: the signer's certificate is not valid at the checking time (valid from {} to {}). The unit needs a new certificate.", signer.not_before(), signer.not_after()),
         ));
     }
-    match chain_check(trust, signer, &p.certs[1..], now) {
-        Ok(()) => r.chain_ok = true,
+    match chain_check(trust, signer, &p.certs[1..], None) {
+        Ok(()) => {
+            r.chain_ok = true;
+            // The leaf's own window is reported above; this catches an expired issuer.
+            if r.valid_at_time
+                && let Err(msg) = chain_check(trust, signer, &p.certs[1..], Some(now))
+            {
+                r.failures.push(f(
+                    "DSIG_CHAIN_NOT_VALID_AT_TIME",
+                    format!("{where_vi}: một chứng thư trong chuỗi (CA) không có hiệu lực tại thời điểm kiểm tra ({msg}). Cập nhật kho tin cậy."),
+                    format!("{where_en}: a certificate in the chain (a CA) is not valid at the checking time ({msg}). Update the trust store."),
+                ));
+            }
+        }
         Err(msg) => r.failures.push(f(
             "DSIG_CHAIN_UNTRUSTED",
             format!("{where_vi}: chứng thư người ký không dẫn tới chứng thư gốc tin cậy ({msg}). Kiểm tra --trust hoặc chứng thư của đơn vị."),
@@ -752,11 +764,13 @@ fn check_signature(
     r
 }
 
+/// Chain verification. With `at = None` time is ignored (the chain's shape and
+/// signatures only); with `Some(t)` every certificate must be valid at `t`.
 fn chain_check(
     trust: &TrustStore,
     cert: &X509,
     untrusted: &[X509],
-    now: i64,
+    at: Option<i64>,
 ) -> Result<(), String> {
     let build = || -> Result<(X509StoreContext, openssl::x509::store::X509Store, Stack<X509>), openssl::error::ErrorStack> {
         let mut b = X509StoreBuilder::new()?;
@@ -764,9 +778,11 @@ fn chain_check(
             b.add_cert(r.clone())?;
         }
         let mut param = X509VerifyParam::new()?;
-        param.set_time(now);
-        // Time is reported on its own (valid_at_time); the chain check ignores it.
-        param.set_flags(X509VerifyFlags::NO_CHECK_TIME)?;
+        match at {
+            // OpenSSL checks USE_CHECK_TIME before NO_CHECK_TIME, so set only one.
+            Some(t) => param.set_time(t),
+            None => param.set_flags(X509VerifyFlags::NO_CHECK_TIME)?,
+        }
         b.set_param(&param)?;
         let mut chain = Stack::new()?;
         for c in untrusted {
