@@ -1491,42 +1491,62 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
         .with_decode_allow_trailing_bits(true),
 );
 
-/// Decodes base64 that may be wrapped (any XML whitespace anywhere), without copying the whole text.
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Decodes base64 that may be wrapped (XML whitespace anywhere) straight from the input text: one pass when the
+/// text is on one line (the canonical form), otherwise line by line through a small buffer. The text is never
+/// copied whole.
 fn decode_base64(text: &str) -> Result<Vec<u8>, Base64Error> {
-    const CHUNK: usize = 64 * 1024;
+    const CHUNK: usize = 16 * 1024;
     let bytes = text.as_bytes();
+    // Data after padding would be silently accepted by chunked decoding, so check it first.
+    if let Some(p) = memchr::memchr(b'=', bytes)
+        && bytes[p..].iter().any(|&b| b != b'=' && !is_xml_space(b))
+    {
+        return Err(locate_base64_error(text));
+    }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 3);
-    let mut chunk = [0u8; CHUNK];
-    let mut n = 0;
-    let mut padding = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            b'=' => padding = true,
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if !padding => {}
-            _ => {
-                let ch = text
-                    .get(i..)
-                    .and_then(|s| s.chars().next())
-                    .unwrap_or('\u{FFFD}');
-                return Err(Base64Error::BadChar { index: i, ch });
+    let result = if !bytes.iter().any(|&b| is_xml_space(b)) {
+        BASE64.decode_vec(bytes, &mut out)
+    } else {
+        let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK + 256);
+        let mut result = Ok(());
+        for line in bytes.split(|&b| is_xml_space(b)) {
+            chunk.extend_from_slice(line);
+            if chunk.len() >= CHUNK {
+                let cut = chunk.len() - chunk.len() % 4;
+                if let Err(e) = BASE64.decode_vec(&chunk[..cut], &mut out) {
+                    result = Err(e);
+                    break;
+                }
+                chunk.drain(..cut);
             }
         }
-        chunk[n] = b;
-        n += 1;
-        if n == CHUNK {
-            BASE64
-                .decode_vec(&chunk[..n], &mut out)
-                .map_err(|_| Base64Error::Malformed)?;
-            n = 0;
+        match result {
+            Ok(()) if !chunk.is_empty() => BASE64.decode_vec(&chunk, &mut out),
+            other => other,
+        }
+    };
+    match result {
+        Ok(()) => Ok(out),
+        Err(_) => Err(locate_base64_error(text)),
+    }
+}
+
+/// On the error path only: the first character that is not base64 (or data after padding), if any.
+fn locate_base64_error(text: &str) -> Base64Error {
+    let mut padding = false;
+    for (index, ch) in text.char_indices() {
+        match ch {
+            ' ' | '\t' | '\r' | '\n' => {}
+            '=' => padding = true,
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '+' | '/' if !padding => {}
+            _ => return Base64Error::BadChar { index, ch },
         }
     }
-    if n > 0 {
-        BASE64
-            .decode_vec(&chunk[..n], &mut out)
-            .map_err(|_| Base64Error::Malformed)?;
-    }
-    Ok(out)
+    Base64Error::Malformed
 }
 
 /// A date (and maybe a time) understood from one of the accepted shapes.

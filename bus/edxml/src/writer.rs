@@ -90,10 +90,15 @@ impl<W: Write> Out<W> {
     }
 
     fn indent(&mut self) -> io::Result<()> {
-        for _ in 0..self.depth {
-            self.out.write_all(b"  ")?;
-        }
-        Ok(())
+        const SPACES: &[u8] = b"                                ";
+        let n = (self.depth * 2).min(SPACES.len());
+        self.out.write_all(&SPACES[..n])
+    }
+
+    fn tag(&mut self, open: &[u8], name: &str, close: &[u8]) -> io::Result<()> {
+        self.out.write_all(open)?;
+        self.out.write_all(name.as_bytes())?;
+        self.out.write_all(close)
     }
 
     fn line(&mut self, s: &str) -> io::Result<()> {
@@ -108,7 +113,7 @@ impl<W: Write> Out<W> {
 
     fn open(&mut self, name: &str) -> io::Result<()> {
         self.indent()?;
-        writeln!(self.out, "<{name}>")?;
+        self.tag(b"<", name, b">\n")?;
         self.depth += 1;
         Ok(())
     }
@@ -116,19 +121,19 @@ impl<W: Write> Out<W> {
     fn close(&mut self, name: &str) -> io::Result<()> {
         self.depth = self.depth.saturating_sub(1);
         self.indent()?;
-        writeln!(self.out, "</{name}>")
+        self.tag(b"</", name, b">\n")
     }
 
     fn empty(&mut self, name: &str) -> io::Result<()> {
         self.indent()?;
-        writeln!(self.out, "<{name}/>")
+        self.tag(b"<", name, b"/>\n")
     }
 
     fn leaf(&mut self, name: &str, value: &str) -> io::Result<()> {
         self.indent()?;
-        write!(self.out, "<{name}>")?;
+        self.tag(b"<", name, b">")?;
         escape_into(&mut self.out, value)?;
-        writeln!(self.out, "</{name}>")
+        self.tag(b"</", name, b">\n")
     }
 
     fn opt(&mut self, name: &str, value: &Option<String>) -> io::Result<()> {
@@ -330,7 +335,7 @@ fn attachment<W: Write>(w: &mut Out<W>, a: &Attachment) -> io::Result<()> {
     w.raw("<ContentTransferEncoded>")?;
     // 48 KiB of input → 64 KiB of base64 per step (a multiple of 3, so no padding mid-stream).
     const STEP: usize = 48 * 1024;
-    let mut buf = vec![0u8; STEP / 3 * 4];
+    let mut buf = vec![0u8; a.data.len().min(STEP).div_ceil(3) * 4];
     for chunk in a.data.chunks(STEP) {
         let n = base64::engine::general_purpose::STANDARD
             .encode_slice(chunk, &mut buf)
