@@ -1,0 +1,149 @@
+//! Group commit: one background thread turns many `flush().await` calls into few fsyncs.
+//!
+//! Rule: a flush round that *starts* after a caller asked covers every write the caller issued
+//! before asking. So a caller waits for round `started + 1` (the next round to start); while a
+//! round is running, every new caller joins the one after it, and that one fsync serves them all.
+//! After a failed fsync the kernel may have dropped dirty pages, so the failure is sticky: every
+//! later flush fails until the process restarts and reopens the store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use crate::StoreError;
+
+#[derive(Debug, Default)]
+struct Requests {
+    /// Rounds started so far (the round being run, if any, is number `started`).
+    started: u64,
+    /// Someone asked for a round that has not started yet.
+    pending: bool,
+    /// Set by `Drop`: run one last round, then stop.
+    shutdown: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Completed {
+    /// The last round that finished.
+    round: u64,
+    /// The first fsync error seen; sticky.
+    failed: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    requests: Mutex<Requests>,
+    wake: Condvar,
+    fsyncs: AtomicU64,
+}
+
+/// Owned by the store's `Inner`; created at open, dropped (after a final fsync) at close.
+#[derive(Debug)]
+pub(crate) struct Flusher {
+    shared: Arc<Shared>,
+    /// Waiters clone this to learn when their round has finished.
+    completed: watch::Receiver<Completed>,
+    /// The flusher thread; joined on drop so the database is closed when the store is.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    pub(crate) fn start(db: sled::Db) -> Result<Flusher, std::io::Error> {
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+            fsyncs: AtomicU64::new(0),
+        });
+        let (tx, rx) = watch::channel(Completed::default());
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("store-flusher".into())
+            .spawn(move || run(db, thread_shared, tx))?;
+        Ok(Flusher {
+            shared,
+            completed: rx,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        let target = {
+            let mut r = self
+                .shared
+                .requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if r.shutdown {
+                return Err(StoreError::Closed);
+            }
+            r.pending = true;
+            r.started + 1
+        };
+        self.shared.wake.notify_one();
+        let mut rx = self.completed.clone();
+        let done = rx
+            .wait_for(|c| c.round >= target || c.failed.is_some())
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .clone();
+        match done.failed {
+            Some(detail) => Err(StoreError::FlushFailed {
+                detail: detail.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn fsyncs(&self) -> u64 {
+        self.shared.fsyncs.load(Ordering::Relaxed)
+    }
+}
+
+fn run(db: sled::Db, shared: Arc<Shared>, tx: watch::Sender<Completed>) {
+    loop {
+        let (round, last) = {
+            let mut r = shared
+                .requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while !r.pending && !r.shutdown {
+                r = shared.wake.wait(r).unwrap_or_else(PoisonError::into_inner);
+            }
+            r.pending = false;
+            r.started += 1;
+            (r.started, r.shutdown)
+        };
+        let result = db.flush();
+        shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        tx.send_modify(|c| {
+            c.round = round;
+            if let Err(e) = &result
+                && c.failed.is_none()
+            {
+                c.failed = Some(Arc::from(e.to_string()));
+            }
+        });
+        if last {
+            return;
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        {
+            let mut r = self
+                .shared
+                .requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            r.shutdown = true;
+        }
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

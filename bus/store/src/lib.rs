@@ -1,0 +1,162 @@
+//! `store` owns Trục's durable state on one machine: the **archive** (each accepted package once,
+//! as a file named by its SHA-256), the append-only **event log** that tracking folds over, and
+//! **named key-value trees** for views, indexes and (in embedded mode) the broker's mailboxes.
+//! Durability is explicit: writes become durable at the next [`Store::flush`], which is a group
+//! commit (concurrent callers share one fsync).
+//!
+//! It is the only crate that knows sled (0.34, behind this narrow interface so it can be replaced
+//! if the kill -9 tests ever fail on it). It knows nothing of edXML, signatures, units, HTTP or
+//! brokers: it stores bytes and serde records. It reads no clock.
+//!
+//! Lifetime: a [`Store`] is a cheap clone of one shared handle; the database closes (after a
+//! final fsync) when the last `Store`, [`KvTree`] and [`EventLog`] handle is dropped. Only one
+//! process may open a store directory at a time (sled's lock file).
+
+mod archive;
+mod error;
+mod events;
+mod flush;
+mod tree;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use archive::{Archive, BadDigest, Digest};
+pub use error::StoreError;
+pub use events::{EventLog, Seq};
+pub use tree::{Batch, Entry, KvTree};
+
+use error::db_err;
+use flush::Flusher;
+
+/// Tunables for [`Store::open_with`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes. sled's own default (1 GiB) alone would break the relay's
+    /// 1 GiB RSS budget; 256 MiB is the default here.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The open store. Clone it freely: all clones share one database, archive and flusher.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The store directory given to `open`.
+    dir: PathBuf,
+    /// The package files under `<dir>/archive`.
+    archive: Archive,
+    /// sled's tree holding the event log (`__events`, keys = big-endian seq).
+    events: sled::Tree,
+    /// Next event seq, shared by every `EventLog` handle (see `events.rs`).
+    next_seq: Arc<Mutex<Seq>>,
+    /// Group-commit thread; dropped first (field order), which runs a final fsync and joins it.
+    flusher: Flusher,
+    /// The sled database under `<dir>/db`.
+    db: sled::Db,
+}
+
+const EVENTS_TREE: &str = "__events";
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Open {
+            path: dir.clone(),
+            source,
+        })?;
+        let db_path = dir.join("db");
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(options.cache_bytes)
+            .open()
+            .map_err(|e| StoreError::DbOpen {
+                path: db_path.clone(),
+                detail: e.to_string(),
+            })?;
+        let archive = Archive::open(dir.join("archive"))?;
+        let events = db.open_tree(EVENTS_TREE).map_err(db_err("open_tree"))?;
+        let next_seq = Arc::new(Mutex::new(events::next_seq(&events)?));
+        let flusher = Flusher::start(db.clone()).map_err(|source| StoreError::Open {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir,
+                archive,
+                events,
+                next_seq,
+                flusher,
+                db,
+            }),
+        })
+    }
+
+    /// The directory this store was opened in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The package archive (blocking file I/O: use from `spawn_blocking`).
+    pub fn archive(&self) -> &Archive {
+        &self.inner.archive
+    }
+
+    /// A typed handle on the event log. Every handle shares the log and its numbering; use one
+    /// record type per store (an enum of all events).
+    pub fn events<E: serde::Serialize + serde::de::DeserializeOwned>(&self) -> EventLog<E> {
+        EventLog::new(self.inner.events.clone(), Arc::clone(&self.inner.next_seq))
+    }
+
+    /// The named tree, created if absent. Names starting with `__` are reserved for the store.
+    pub fn tree(&self, name: &str) -> Result<KvTree, StoreError> {
+        if name.starts_with("__") {
+            return Err(StoreError::Db {
+                op: "tree",
+                detail: format!("tree name {name:?} is reserved (starts with `__`)"),
+            });
+        }
+        let tree = self.inner.db.open_tree(name).map_err(db_err("open_tree"))?;
+        Ok(KvTree::new(tree))
+    }
+
+    /// Makes every write issued before this call durable (event log, trees). Concurrent callers
+    /// share one fsync. Archive puts are durable on their own.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flusher.flush().await
+    }
+
+    /// How many fsync rounds the group commit has run since open (for benchmarks and metrics).
+    pub fn fsync_count(&self) -> u64 {
+        self.inner.flusher.fsyncs()
+    }
+
+    /// A number never returned before in this store, across restarts, increasing over time
+    /// (gaps are possible after a crash). For keys that must sort in creation order.
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        self.inner.db.generate_id().map_err(db_err("generate_id"))
+    }
+
+    /// Bytes the database occupies on disk (for metrics and space-amplification checks).
+    pub fn db_size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner.db.size_on_disk().map_err(db_err("size_on_disk"))
+    }
+}
