@@ -95,22 +95,38 @@ impl std::fmt::Display for Rejected {
 
 impl std::error::Error for Rejected {}
 
-/// Maps byte offsets to 1-based (line, column in characters).
-pub(crate) fn line_column(input: &[u8], offset: usize) -> (u32, u32) {
-    let offset = offset.min(input.len());
-    let before = &input[..offset];
-    let line = memchr::memchr_iter(b'\n', before).count() + 1;
-    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
-    // Count characters, not bytes: every byte that does not continue a UTF-8 sequence starts one.
-    let column = before[line_start..]
-        .iter()
-        .filter(|&&b| (b & 0xC0) != 0x80)
-        .count()
-        + 1;
-    (
-        u32::try_from(line).unwrap_or(u32::MAX),
-        u32::try_from(column).unwrap_or(u32::MAX),
-    )
+/// Maps byte offsets to 1-based (line, column in characters), in one sweep over the input up to the last
+/// offset, whatever the order of `offsets`.
+pub(crate) fn line_columns(input: &[u8], offsets: &[usize]) -> Vec<(u32, u32)> {
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&i| offsets[i]);
+    let mut out = vec![(1u32, 1u32); offsets.len()];
+    // Cursor: position `at`, on line `line`, which starts at `line_start`; `column` counts characters of
+    // input[line_start..at].
+    let (mut at, mut line, mut column) = (0usize, 1usize, 0usize);
+    for i in order {
+        let target = offsets[i].min(input.len());
+        let segment = &input[at..target];
+        let newlines = memchr::memchr_iter(b'\n', segment).count();
+        if newlines > 0 {
+            line += newlines;
+            let last = memchr::memrchr(b'\n', segment).map_or(0, |k| k + 1);
+            column = chars(&segment[last..]);
+        } else {
+            column += chars(segment);
+        }
+        at = target;
+        out[i] = (
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(column + 1).unwrap_or(u32::MAX),
+        );
+    }
+    out
+}
+
+/// Characters in a UTF-8 byte run: every byte that does not continue a sequence starts one.
+fn chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count()
 }
 
 #[cfg(test)]
@@ -119,10 +135,13 @@ mod tests {
 
     #[test]
     fn line_and_column_count_characters() {
-        let s = "ab\nĐà<x>".as_bytes();
-        assert_eq!(line_column(s, 0), (1, 1));
-        assert_eq!(line_column(s, 3), (2, 1));
+        let s = "ab\nĐà<x>\n\nz".as_bytes();
         let lt = s.iter().position(|&b| b == b'<').unwrap();
-        assert_eq!(line_column(s, lt), (2, 3));
+        let z = s.len() - 1;
+        // Any order in, answers in the same order.
+        assert_eq!(
+            line_columns(s, &[z, lt, 0, 3, 1, 1_000]),
+            [(4, 1), (2, 3), (1, 1), (2, 1), (1, 2), (4, 2)]
+        );
     }
 }

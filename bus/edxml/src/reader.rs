@@ -6,6 +6,8 @@
 //! deviation as a warning and each unusable condition as an error.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use quick_xml::events::Event;
@@ -13,7 +15,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
 use crate::codes::{BusinessDocType, Priority, StatusCode, SteeringType, UnitCode};
-use crate::finding::{Finding, Limits, Message, Rejected, Severity, line_column};
+use crate::finding::{Finding, Limits, Message, Rejected, Severity, line_columns};
 use crate::model::*;
 use crate::{DSIG_NS, EDXML_NS};
 
@@ -28,7 +30,8 @@ pub struct Parsed {
 pub fn read(input: &[u8], limits: &Limits) -> Result<Parsed, Rejected> {
     let mut diag = Diag {
         input,
-        findings: Vec::new(),
+        pending: Vec::new(),
+        warnings: 0,
     };
     if input.len() > limits.max_bytes {
         diag.error(
@@ -81,7 +84,7 @@ pub fn read(input: &[u8], limits: &Limits) -> Result<Parsed, Rejected> {
     match package {
         Some(package) if !diag.has_errors() => Ok(Parsed {
             package,
-            findings: diag.findings,
+            findings: diag.finish(),
         }),
         _ => Err(diag.reject()),
     }
@@ -92,7 +95,20 @@ pub fn read(input: &[u8], limits: &Limits) -> Result<Parsed, Rejected> {
 
 struct Diag<'a> {
     input: &'a [u8],
-    findings: Vec<Finding>,
+    /// Findings without their line/column yet: positions are resolved in one sweep at the end, so many
+    /// findings in a large input cost one pass, not one pass each.
+    pending: Vec<Pending>,
+    /// Number of warnings in `pending`.
+    warnings: usize,
+}
+
+struct Pending {
+    severity: Severity,
+    code: &'static str,
+    offset: usize,
+    path: String,
+    vi: String,
+    en: String,
 }
 
 impl Diag<'_> {
@@ -105,28 +121,51 @@ impl Diag<'_> {
         vi: String,
         en: String,
     ) {
-        let (line, column) = line_column(self.input, offset);
-        let at_vi = if path.is_empty() {
-            format!("dòng {line}, cột {column}")
-        } else {
-            format!("{path} (dòng {line}, cột {column})")
-        };
-        let at_en = if path.is_empty() {
-            format!("line {line}, column {column}")
-        } else {
-            format!("{path} (line {line}, column {column})")
-        };
-        self.findings.push(Finding {
+        if severity == Severity::Warning {
+            self.warnings += 1;
+        }
+        self.pending.push(Pending {
             severity,
             code,
-            line,
-            column,
+            offset,
             path,
-            message: Message {
-                vi: format!("Tại {at_vi}: {vi}"),
-                en: format!("At {at_en}: {en}"),
-            },
+            vi,
+            en,
         });
+    }
+
+    /// The findings, in the order found, with line, column and the location in both messages.
+    fn finish(self) -> Vec<Finding> {
+        let offsets: Vec<usize> = self.pending.iter().map(|p| p.offset).collect();
+        let positions = line_columns(self.input, &offsets);
+        self.pending
+            .into_iter()
+            .zip(positions)
+            .map(|(p, (line, column))| {
+                let (at_vi, at_en) = if p.path.is_empty() {
+                    (
+                        format!("dòng {line}, cột {column}"),
+                        format!("line {line}, column {column}"),
+                    )
+                } else {
+                    (
+                        format!("{} (dòng {line}, cột {column})", p.path),
+                        format!("{} (line {line}, column {column})", p.path),
+                    )
+                };
+                Finding {
+                    severity: p.severity,
+                    code: p.code,
+                    line,
+                    column,
+                    path: p.path,
+                    message: Message {
+                        vi: format!("Tại {at_vi}: {}", p.vi),
+                        en: format!("At {at_en}: {}", p.en),
+                    },
+                }
+            })
+            .collect()
     }
 
     fn error(&mut self, code: &'static str, offset: usize, path: String, vi: String, en: String) {
@@ -137,12 +176,31 @@ impl Diag<'_> {
         self.push(Severity::Warning, code, offset, path, vi, en);
     }
 
+    /// Whether another warning may be recorded. Past [`MAX_WARNINGS`], one `too_many_findings` warning is added
+    /// and the rest are dropped, so a flood of odd elements cannot flood memory.
+    fn room_for_warning(&mut self) -> bool {
+        if self.warnings < MAX_WARNINGS {
+            return true;
+        }
+        if self.warnings == MAX_WARNINGS {
+            self.push(
+                Severity::Warning,
+                "too_many_findings",
+                0,
+                String::new(),
+                format!("Đã có hơn {MAX_WARNINGS} cảnh báo; các cảnh báo sau không được ghi lại. Hãy sửa các lỗi đã nêu rồi kiểm tra lại."),
+                format!("More than {MAX_WARNINGS} warnings; the rest are not recorded. Fix the ones reported and check again."),
+            );
+        }
+        false
+    }
+
     fn has_errors(&self) -> bool {
-        self.findings.iter().any(|f| f.severity == Severity::Error)
+        self.pending.iter().any(|f| f.severity == Severity::Error)
     }
 
     fn reject(self) -> Rejected {
-        let mut findings = self.findings;
+        let mut findings = self.finish();
         // Errors first (stable), then the warnings seen so far.
         findings.sort_by_key(|f| f.severity != Severity::Error);
         Rejected { findings }
@@ -164,7 +222,8 @@ enum Ns {
 #[derive(Debug)]
 struct Node<'a> {
     ns: Ns,
-    name: Box<str>,
+    /// Local name, borrowed from the input.
+    name: Cow<'a, str>,
     /// Byte offset of the `<` of the start tag.
     offset: usize,
     parent: Option<usize>,
@@ -182,6 +241,8 @@ struct Tree<'a> {
     /// Start of the UTF-8 text inside the input (3 when a BOM was skipped).
     base: usize,
     text: &'a str,
+    /// Sibling positions for paths, computed on the first finding.
+    ordinals: OnceCell<Vec<(u32, bool)>>,
 }
 
 impl<'a> Tree<'a> {
@@ -238,8 +299,18 @@ impl<'a> Tree<'a> {
                         );
                         return None;
                     }
-                    let local = start.local_name();
-                    let name: Box<str> = local.into_inner().into();
+                    if nodes.len() >= MAX_ELEMENTS {
+                        diag.error(
+                            "too_large",
+                            pos,
+                            path_of(&nodes, stack.last().copied()),
+                            format!("Gói tin có hơn {MAX_ELEMENTS} phần tử XML, vượt giới hạn xử lý. Gói edXML thông thường chỉ có vài trăm phần tử; hãy kiểm tra phần mềm tạo gói tin hoặc chia nhỏ gói."),
+                            format!("The package has more than {MAX_ELEMENTS} XML elements, over the processing limit. An ordinary edXML package has a few hundred; check the software that made it or split the package."),
+                        );
+                        return None;
+                    }
+                    let name = local_name_at(text, before)
+                        .unwrap_or_else(|| Cow::Owned(start.local_name().into_inner().to_owned()));
                     let raw_text = &*name == "ContentTransferEncoded";
                     let parent = stack.last().copied();
                     let idx = nodes.len();
@@ -355,7 +426,12 @@ impl<'a> Tree<'a> {
                 Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::Empty(_) => {}
             }
         }
-        Some(Tree { nodes, base, text })
+        Some(Tree {
+            nodes,
+            base,
+            text,
+            ordinals: OnceCell::new(),
+        })
     }
 
     /// Byte offset in the input where `s` starts, when `s` borrows the input text.
@@ -364,6 +440,24 @@ impl<'a> Tree<'a> {
         let p = s.as_ptr() as usize;
         (p >= start && p + s.len() <= start + self.text.len()).then(|| self.base + (p - start))
     }
+}
+
+/// Most warnings recorded for one package.
+const MAX_WARNINGS: usize = 1000;
+
+/// Most elements a package may have: bounds the tree's memory for floods of tiny elements (a directive to
+/// 30,000 units has well under this).
+const MAX_ELEMENTS: usize = 1_000_000;
+
+/// The local name of the start tag at `at` (the `<`), borrowed from the input.
+fn local_name_at(text: &str, at: usize) -> Option<Cow<'_, str>> {
+    let rest = text.get(at..)?.strip_prefix('<')?;
+    let end = rest
+        .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
+        .unwrap_or(rest.len());
+    let qname = &rest[..end];
+    let local = qname.rsplit(':').next().unwrap_or(qname);
+    (!local.is_empty()).then_some(Cow::Borrowed(local))
 }
 
 fn classify(r: &ResolveResult<'_>) -> Ns {
@@ -388,25 +482,41 @@ fn append_text<'a>(node: &mut Node<'a>, piece: Cow<'a, str>, pos: usize) {
     }
 }
 
+/// For each node: its 1-based position among same-named siblings, and whether it has same-named siblings.
+/// Computed once, only when a finding needs a path (O(n) with a hash per parent).
+fn sibling_ordinals(nodes: &[Node<'_>]) -> Vec<(u32, bool)> {
+    let mut out = vec![(1u32, false); nodes.len()];
+    let mut counts: HashMap<&str, u32> = HashMap::new();
+    for n in nodes {
+        if n.children.len() < 2 {
+            continue;
+        }
+        counts.clear();
+        for &c in &n.children {
+            let k = counts.entry(&nodes[c].name).or_insert(0);
+            *k += 1;
+            out[c].0 = *k;
+        }
+        for &c in &n.children {
+            out[c].1 = counts.get(&*nodes[c].name).is_some_and(|&k| k > 1);
+        }
+    }
+    out
+}
+
 fn path_of(nodes: &[Node<'_>], id: Option<usize>) -> String {
+    path_with(nodes, &sibling_ordinals(nodes), id)
+}
+
+fn path_with(nodes: &[Node<'_>], ordinals: &[(u32, bool)], id: Option<usize>) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur = id;
     while let Some(i) = cur {
         let Some(n) = nodes.get(i) else { break };
-        let mut part = n.name.to_string();
-        if let Some(p) = n.parent.and_then(|p| nodes.get(p)) {
-            let same: Vec<usize> = p
-                .children
-                .iter()
-                .copied()
-                .filter(|&c| nodes.get(c).is_some_and(|s| s.name == n.name))
-                .collect();
-            if same.len() > 1 {
-                let k = same.iter().position(|&c| c == i).unwrap_or(0) + 1;
-                part = format!("{part}[{k}]");
-            }
+        match ordinals.get(i) {
+            Some(&(k, true)) => parts.push(format!("{}[{k}]", n.name)),
+            _ => parts.push(n.name.to_string()),
         }
-        parts.push(part);
         cur = n.parent;
     }
     parts.reverse();
@@ -443,10 +553,17 @@ impl<'a> Builder<'a> {
     }
 
     fn path(&self, id: usize) -> String {
-        path_of(&self.tree.nodes, Some(id))
+        let ordinals = self
+            .tree
+            .ordinals
+            .get_or_init(|| sibling_ordinals(&self.tree.nodes));
+        path_with(&self.tree.nodes, ordinals, Some(id))
     }
 
     fn warn(&mut self, code: &'static str, id: usize, vi: String, en: String) {
+        if !self.diag.room_for_warning() {
+            return;
+        }
         let path = self.path(id);
         let offset = self.node(id).offset;
         self.diag.warn(code, offset, path, vi, en);
@@ -460,7 +577,7 @@ impl<'a> Builder<'a> {
 
     /// The children that belong to the package, by local name. Signatures and foreign elements are
     /// handled here so every block parser sees only edXML elements.
-    fn children(&mut self, id: usize) -> Vec<(usize, Box<str>)> {
+    fn children(&mut self, id: usize) -> Vec<(usize, Cow<'a, str>)> {
         let kids = self.node(id).children.clone();
         let parent_is_header = &*self.node(id).name == "edXMLHeader";
         let mut out = Vec::with_capacity(kids.len());

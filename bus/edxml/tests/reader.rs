@@ -757,3 +757,60 @@ fn every_truncation_of_a_package_is_handled_without_panic() {
         }
     }
 }
+
+#[test]
+fn floods_are_bounded_in_findings_and_elements() {
+    // 200,000 unknown elements: the package is still usable, with 1,000 warnings and one saying the rest were
+    // dropped.
+    let flood = canonical_doc().replace(
+        "<SteeringType>",
+        &format!("{}<SteeringType>", "<Foo/>".repeat(200_000)),
+    );
+    let parsed = read(flood.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(parsed.findings.len(), 1001);
+    assert!(
+        parsed.findings[..1000]
+            .iter()
+            .all(|f| f.code == "unknown_element")
+    );
+    assert_eq!(parsed.findings[1000].code, "too_many_findings");
+    assert_eq!(
+        parsed.findings[999].path,
+        "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/Foo[1000]"
+    );
+
+    // More than a million tiny elements is refused before the tree grows without bound.
+    let elements = format!("<edXML>{}</edXML>", "<x/>".repeat(1_000_001));
+    let r = read(elements.as_bytes(), &Limits::default()).unwrap_err();
+    assert_eq!(r.errors().next().unwrap().code, "too_large");
+}
+
+mod mutations {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Random edits of a valid package (delete, insert, overwrite a byte run) are accepted or rejected, never
+        /// a panic, and a rejection always carries an error.
+        #[test]
+        fn edited_packages_never_panic(
+            edits in proptest::collection::vec((0usize..4000, 0u8..3, proptest::collection::vec(any::<u8>(), 0..6)), 1..4)
+        ) {
+            let mut bytes = canonical_doc().into_bytes();
+            for (at, kind, data) in edits {
+                let at = at % (bytes.len() + 1);
+                match kind {
+                    0 => { let end = (at + data.len()).min(bytes.len()); bytes.drain(at..end); }
+                    1 => { bytes.splice(at..at, data); }
+                    _ => { for (k, b) in data.into_iter().enumerate() { if let Some(x) = bytes.get_mut(at + k) { *x = b; } } }
+                }
+            }
+            match read(&bytes, &Limits::default()) {
+                Ok(p) => prop_assert!(p.findings.iter().all(|f| f.severity == Severity::Warning)),
+                Err(r) => prop_assert!(r.errors().next().is_some()),
+            }
+        }
+    }
+}
