@@ -199,16 +199,12 @@ fn signed_info(role: Role, digest_b64: &str) -> String {
     )
 }
 
-/// The parsed package after the role's preconditions hold (sender: a
-/// `TraceHeaderList` exists and no signature yet; relay: a signature exists).
-struct Prepared {
-    xml: Vec<u8>,
-}
-
-fn prepare(xml: &[u8], role: Role) -> Result<Prepared, Error> {
-    let doc = Doc::parse(xml)?;
-    let header = find_header(&doc).ok_or_else(no_header)?;
-    let sigs = ds_signatures(&doc);
+/// Checks the role's preconditions (sender: no signature yet; relay: a
+/// signature exists and no seal yet). Returns new bytes when the sender's
+/// empty `TraceHeaderList` had to be inserted, `None` when `xml` is ready.
+fn prepare(doc: &Doc<'_>, xml: &[u8], role: Role) -> Result<Option<Vec<u8>>, Error> {
+    let header = find_header(doc).ok_or_else(no_header)?;
+    let sigs = ds_signatures(doc);
     match role {
         Role::Sender => {
             if !sigs.is_empty() {
@@ -219,7 +215,7 @@ fn prepare(xml: &[u8], role: Role) -> Result<Prepared, Error> {
                 ));
             }
             if doc.first_child(header, EDXML, "TraceHeaderList").is_some() {
-                return Ok(Prepared { xml: xml.to_vec() });
+                return Ok(None);
             }
             // Insert an empty TraceHeaderList as the last child before any signature
             // (an edXML-namespace placeholder counts), so a relay never creates it.
@@ -241,7 +237,7 @@ fn prepare(xml: &[u8], role: Role) -> Result<Prepared, Error> {
             out.extend_from_slice(&xml[..at]);
             out.extend_from_slice(format!("<{q}></{q}>").as_bytes());
             out.extend_from_slice(&xml[at..]);
-            Ok(Prepared { xml: out })
+            Ok(Some(out))
         }
         Role::Relay => {
             if sigs.is_empty() {
@@ -261,7 +257,7 @@ fn prepare(xml: &[u8], role: Role) -> Result<Prepared, Error> {
                     "The package already carries a relay signature (Id=\"relay\"). Do not seal twice.",
                 ));
             }
-            Ok(Prepared { xml: xml.to_vec() })
+            Ok(None)
         }
     }
 }
@@ -306,9 +302,20 @@ fn digest_for(doc: &Doc<'_>, role: Role) -> Result<Vec<u8>, Error> {
 /// Relay signing requires an existing signature (the relay seals only what it
 /// verified) and refuses a second relay signature.
 pub fn sign(xml: &[u8], key: &SigningKey, role: Role) -> Result<Vec<u8>, Error> {
-    let prepared = prepare(xml, role)?;
-    let doc = Doc::parse(&prepared.xml)?;
-    let digest = digest_for(&doc, role)?;
+    let doc = Doc::parse(xml)?;
+    match prepare(&doc, xml, role)? {
+        None => sign_prepared(&doc, xml, key, role),
+        Some(bytes) => sign_prepared(&Doc::parse(&bytes)?, &bytes, key, role),
+    }
+}
+
+fn sign_prepared(
+    doc: &Doc<'_>,
+    xml: &[u8],
+    key: &SigningKey,
+    role: Role,
+) -> Result<Vec<u8>, Error> {
+    let digest = digest_for(doc, role)?;
     let si = signed_info(role, &B64.encode(digest));
     let si_c14n = canonical_signed_info(&si)?;
     let mut signer = Signer::new(MessageDigest::sha256(), &key.key)
@@ -323,23 +330,27 @@ pub fn sign(xml: &[u8], key: &SigningKey, role: Role) -> Result<Vec<u8>, Error> 
         B64.encode(value),
         key.cert_b64
     );
-    let at = insertion_point(&doc)?;
-    Ok(splice(&prepared.xml, at, sig.as_bytes()))
+    let at = insertion_point(doc)?;
+    Ok(splice(xml, at, sig.as_bytes()))
 }
 
 /// The package with an unsigned signature template for `role` (empty
 /// `DigestValue`/`SignatureValue`, empty `X509Data`), for tools such as
 /// `xmlsec1 --sign` to fill in. Same preconditions as [`sign`].
 pub fn template(xml: &[u8], role: Role) -> Result<Vec<u8>, Error> {
-    let prepared = prepare(xml, role)?;
-    let doc = Doc::parse(&prepared.xml)?;
+    let doc = Doc::parse(xml)?;
+    let inserted = prepare(&doc, xml, role)?;
+    let (doc, xml) = match &inserted {
+        None => (doc, xml),
+        Some(bytes) => (Doc::parse(bytes)?, bytes.as_slice()),
+    };
     let sig = format!(
         "<ds:Signature xmlns:ds=\"{DS}\" Id=\"{}\">{}<ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>",
         role.id(),
         signed_info(role, "")
     );
     let at = insertion_point(&doc)?;
-    Ok(splice(&prepared.xml, at, sig.as_bytes()))
+    Ok(splice(xml, at, sig.as_bytes()))
 }
 
 /// Exclusive C14N of a SignedInfo we generated; exc-c14n makes it independent

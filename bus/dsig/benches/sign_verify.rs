@@ -1,0 +1,130 @@
+//! Sign + verify throughput on one thread, beside `openssl speed rsa2048` from
+//! the same run. Run: `cargo bench -p dsig --bench sign_verify`.
+//!
+//! Prints, per package size: sign+verify pairs per second, a breakdown
+//! (canonicalize+hash, RSA sign, whole verify), and the ratio of the 10 KB
+//! pair rate to openssl's RSA-2048 sign rate (target: >= 0.60).
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use dsig::{Method, Role, SigningKey, TrustStore};
+
+const FIXTURE: &str = include_str!("../tests/fixtures/doc_1_attachment.edxml");
+const VALUE_OPEN: &str = "<Value>";
+
+/// The fixture with its attachment grown so the package is about `size` bytes.
+fn package(size: usize) -> Vec<u8> {
+    let at = FIXTURE.find(VALUE_OPEN).expect("Value") + VALUE_OPEN.len();
+    let need = size.saturating_sub(FIXTURE.len());
+    let raw: Vec<u8> = (0..need * 3 / 4)
+        .map(|i| ((i * 2_654_435_761usize) >> 13) as u8)
+        .collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let mut s = String::with_capacity(size + 16);
+    s.push_str(&FIXTURE[..at]);
+    s.push_str(&b64);
+    s.push_str(&FIXTURE[at..]);
+    s.into_bytes()
+}
+
+/// Runs `f` repeatedly for at least `min` and returns operations per second.
+fn rate(min: Duration, mut f: impl FnMut()) -> f64 {
+    // Warm-up.
+    for _ in 0..3 {
+        f();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < min {
+        f();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn openssl_rsa2048_sign_rate() -> f64 {
+    let out = Command::new("taskset")
+        .args(["-c", "0", "openssl", "speed", "-seconds", "3", "rsa2048"])
+        .output()
+        .or_else(|_| {
+            Command::new("openssl")
+                .args(["speed", "-seconds", "3", "rsa2048"])
+                .output()
+        })
+        .expect("openssl must be installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rsa 2048 bits"))
+        .unwrap_or_else(|| panic!("unexpected openssl speed output:\n{text}"));
+    // rsa 2048 bits <sign s> <verify s> <sign/s> <verify/s>
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    cols[5].parse().expect("sign/s")
+}
+
+fn main() {
+    let now = SystemTime::now();
+    let unix = now.duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let pki = dsig::pki::init(&[("000.00.00.G22", None)], unix).expect("pki");
+    let key = SigningKey::from_pem(&pki.units[0].1.key_pem, &pki.units[0].1.cert_pem).expect("key");
+    let trust = TrustStore::new(&pki.ca.cert_pem, &pki.crl_pem).expect("trust");
+
+    let openssl_sign = openssl_rsa2048_sign_rate();
+    println!("openssl speed -seconds 3 rsa2048: {openssl_sign:.1} sign/s");
+
+    let mut ratio_10k = 0.0;
+    for (label, size, min) in [
+        ("10 KB", 10 * 1024, Duration::from_secs(3)),
+        ("1 MB", 1024 * 1024, Duration::from_secs(4)),
+    ] {
+        let pkg = package(size);
+        let signed = dsig::sign(&pkg, &key, Role::Sender).expect("sign");
+        assert!(
+            dsig::verify(&signed, &trust, now).is_valid(),
+            "benchmark package must verify"
+        );
+
+        let pair = rate(min, || {
+            let s = dsig::sign(black_box(&pkg), &key, Role::Sender).expect("sign");
+            let r = dsig::verify(black_box(&s), &trust, now);
+            assert!(r.is_valid());
+        });
+        let sign_only = rate(min / 2, || {
+            black_box(dsig::sign(black_box(&pkg), &key, Role::Sender).expect("sign"));
+        });
+        let verify_only = rate(min / 2, || {
+            black_box(dsig::verify(black_box(&signed), &trust, now));
+        });
+        let c14n = rate(min / 2, || {
+            black_box(
+                dsig::canonicalize(black_box(&signed), Method::Exclusive, false).expect("c14n"),
+            );
+        });
+        println!(
+            "{label} ({} bytes): sign+verify {pair:.1}/s ({:.3} ms) | sign {sign_only:.1}/s ({:.3} ms) | verify {verify_only:.1}/s ({:.3} ms) | parse+exc-c14n {c14n:.1}/s ({:.3} ms)",
+            pkg.len(),
+            1e3 / pair,
+            1e3 / sign_only,
+            1e3 / verify_only,
+            1e3 / c14n,
+        );
+        let ratio = pair / openssl_sign;
+        println!("{label}: sign+verify rate / openssl RSA-2048 sign rate = {ratio:.2}");
+        if size == 10 * 1024 {
+            ratio_10k = ratio;
+        }
+    }
+    println!(
+        "target (10 KB sign+verify >= 60% of openssl RSA-2048 sign/s): {}",
+        if ratio_10k >= 0.60 { "MET" } else { "NOT MET" }
+    );
+}
