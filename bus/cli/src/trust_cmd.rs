@@ -194,15 +194,19 @@ pub fn run_certs(cmd: CertsCommand, lang: Lang) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_sign(args: SignArgs, lang: Lang) -> anyhow::Result<ExitCode> {
+    let signed = sign_file(&args, lang)?;
+    std::io::stdout().lock().write_all(&signed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign_file(args: &SignArgs, lang: Lang) -> anyhow::Result<Vec<u8>> {
     let key = dsig::SigningKey::from_pem(&read(&args.key, lang)?, &read(&args.cert, lang)?)
         .map_err(|e| dsig_err(e, lang))?;
     let role = match args.role {
         RoleArg::Sender => dsig::Role::Sender,
         RoleArg::Relay => dsig::Role::Relay,
     };
-    let signed = dsig::sign(&read(&args.file, lang)?, &key, role).map_err(|e| dsig_err(e, lang))?;
-    std::io::stdout().lock().write_all(&signed)?;
-    Ok(ExitCode::SUCCESS)
+    dsig::sign(&read(&args.file, lang)?, &key, role).map_err(|e| dsig_err(e, lang))
 }
 
 fn yes_no(b: bool, lang: Lang) -> &'static str {
@@ -244,6 +248,16 @@ fn json_report(file: &Path, r: &dsig::VerifyReport, lang: Lang) -> serde_json::V
 }
 
 pub fn run_verify(args: VerifyArgs, lang: Lang) -> anyhow::Result<ExitCode> {
+    let ok = verify_files(&args, lang, &mut std::io::stdout().lock())?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Verifies every file, printing one report each; true if all are valid.
+fn verify_files(args: &VerifyArgs, lang: Lang, out: &mut dyn Write) -> anyhow::Result<bool> {
     let roots = read(&args.trust, lang)?;
     let crls = match &args.crl {
         Some(p) => read(p, lang)?,
@@ -254,7 +268,6 @@ pub fn run_verify(args: VerifyArgs, lang: Lang) -> anyhow::Result<ExitCode> {
         .allow_legacy_sha1(args.allow_sha1);
     let now = SystemTime::now();
     let mut all_ok = true;
-    let mut out = std::io::stdout().lock();
     for file in &args.files {
         let xml = read(file, lang)?;
         let r = dsig::verify(&xml, &trust, now);
@@ -310,9 +323,110 @@ pub fn run_verify(args: VerifyArgs, lang: Lang) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(all_ok)
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"><edXMLEnvelope><edXMLHeader><MessageHeader><From><OrganId>000.00.00.G22</OrganId></From><To><OrganId>000.00.00.H41</OrganId></To><Subject>Thử</Subject></MessageHeader></edXMLHeader><edXMLBody/></edXMLEnvelope></edXML>";
+
+    fn verify(dir: &Path, file: &Path, crl: bool, lang: Lang) -> (bool, String) {
+        let args = VerifyArgs {
+            trust: dir.join("ca.pem"),
+            crl: crl.then(|| dir.join("ca.crl.pem")),
+            allow_sha1: false,
+            json: false,
+            files: vec![file.to_path_buf()],
+        };
+        let mut out = Vec::new();
+        let ok = verify_files(&args, lang, &mut out).expect("verify runs");
+        (ok, String::from_utf8(out).expect("utf8"))
+    }
+
+    #[test]
+    fn init_sign_verify_issue_and_revoke_round_trip() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("pki");
+        let init = |units: Vec<String>| {
+            run_certs(
+                CertsCommand::Init {
+                    out: dir.clone(),
+                    units,
+                },
+                Lang::En,
+            )
+        };
+        init(vec!["000.00.00.G22".into()]).expect("init");
+        for f in [
+            "ca.pem",
+            "ca.key.pem",
+            "ca.crl.pem",
+            "relay.pem",
+            "relay.key.pem",
+            "units/000.00.00.G22.pem",
+            "units/000.00.00.G22.key.pem",
+        ] {
+            assert!(dir.join(f).is_file(), "{f} missing");
+        }
+        // A second init into the same directory must not overwrite the CA.
+        assert!(init(vec![]).is_err());
+
+        let pkg = tmp.path().join("doc.edxml");
+        std::fs::write(&pkg, DOC).expect("write");
+        let signed = sign_file(
+            &SignArgs {
+                key: dir.join("units/000.00.00.G22.key.pem"),
+                cert: dir.join("units/000.00.00.G22.pem"),
+                role: RoleArg::Sender,
+                file: pkg.clone(),
+            },
+            Lang::En,
+        )
+        .expect("sign");
+        let signed_path = tmp.path().join("signed.edxml");
+        std::fs::write(&signed_path, &signed).expect("write");
+        let (ok, text) = verify(&dir, &signed_path, true, Lang::En);
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("VALID") && text.contains("CN=000.00.00.G22"),
+            "{text}"
+        );
+
+        // An unsigned package fails and says why, in Vietnamese by default.
+        let (ok, text) = verify(&dir, &pkg, true, Lang::Vi);
+        assert!(!ok);
+        assert!(
+            text.contains("DSIG_UNSIGNED") && text.contains("KHÔNG HỢP LỆ"),
+            "{text}"
+        );
+
+        run_certs(
+            CertsCommand::Issue {
+                ca: dir.clone(),
+                unit: "000.00.00.H41".into(),
+                name: Some("UBND tỉnh Nghệ An".into()),
+            },
+            Lang::En,
+        )
+        .expect("issue");
+        assert!(dir.join("units/000.00.00.H41.key.pem").is_file());
+
+        run_certs(
+            CertsCommand::Revoke {
+                ca: dir.clone(),
+                cert: dir.join("units/000.00.00.G22.pem"),
+            },
+            Lang::En,
+        )
+        .expect("revoke");
+        let (ok, text) = verify(&dir, &signed_path, true, Lang::En);
+        assert!(!ok);
+        assert!(text.contains("DSIG_CERT_REVOKED"), "{text}");
+        // Without --crl revocation is not checked, and the report says so.
+        let (ok, text) = verify(&dir, &signed_path, false, Lang::En);
+        assert!(ok && text.contains("DSIG_CRL_MISSING"), "{text}");
+    }
 }

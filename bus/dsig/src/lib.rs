@@ -1,4 +1,19 @@
-//! XML signatures for edXML packages.
+//! `dsig` owns trust for edXML packages: canonicalization (inclusive C14N 1.0
+//! and exclusive C14N), XML-DSig signing and verification for Trục's fixed
+//! profile, certificate checks (chain, validity at a given time, CRL), the
+//! relay's byte-level `TraceHeader` splice, and a development PKI.
+//!
+//! Two signatures, both `ds:Signature` appended as the last children of
+//! `edXMLHeader`: the sender's (`Id="sender"`: XPath Filter 2.0 subtract of
+//! [`SENDER_FILTER`], then exclusive C14N, RSA-SHA256, signer certificate in
+//! `KeyInfo`) survives the relay appending its `TraceHeader`; the relay's seal
+//! (`Id="relay"`: enveloped signature, then exclusive C14N) covers everything.
+//! `xmlsec1` is the judge in the tests.
+//!
+//! It must not know: the edXML model (it works on XML bytes with quick-xml and
+//! looks only at `edXMLHeader`, `TraceHeaderList`, `From/OrganId`), files,
+//! the network or the clock (verification time is an argument; the PKI
+//! returns PEM bytes for the CLI to write).
 
 mod c14n;
 mod error;

@@ -123,16 +123,14 @@ fn name(entries: &[(&str, &str)]) -> Result<X509Name, Error> {
     Ok(b.build())
 }
 
-enum Kind<'a> {
+enum Kind {
     Ca,
     Relay,
     Unit,
-    #[allow(dead_code)]
-    Other(&'a str),
 }
 
 fn build_cert(
-    kind: &Kind<'_>,
+    kind: &Kind,
     subject: &X509Name,
     key: &PKey<Private>,
     issuer: Option<(&X509, &PKey<Private>)>,
@@ -176,7 +174,7 @@ fn build_cert(
             )
             .map_err(&err)?;
         }
-        Kind::Relay | Kind::Unit | Kind::Other(_) => {
+        Kind::Relay | Kind::Unit => {
             b.append_extension(BasicConstraints::new().critical().build().map_err(&err)?)
                 .map_err(&err)?;
             b.append_extension(
