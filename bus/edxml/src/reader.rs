@@ -359,7 +359,7 @@ impl<'a> Tree<'a> {
                 }
                 Event::CData(c) => {
                     if let Some(&cur) = stack.last() {
-                        append_text(&mut nodes[cur], c.into_inner(), pos);
+                        append_text(&mut nodes[cur], c.xml10_content(), pos);
                     }
                 }
                 Event::GeneralRef(r) => {
@@ -679,7 +679,18 @@ impl<'a> Builder<'a> {
                 format!("Element <{name}> must hold only text but has child elements; the children are ignored."),
             );
         }
-        self.node(id).text.trim_matches(XML_SPACE).to_owned()
+        let text = self.node(id).text.trim_matches(XML_SPACE).to_owned();
+        if let Some(bad) = text.chars().find(|&c| !is_xml_char(c)) {
+            let name = self.node(id).name.clone();
+            let code = u32::from(bad);
+            self.error(
+                "not_xml",
+                id,
+                format!("<{name}> chứa ký tự U+{code:04X}, ký tự XML 1.0 không cho phép (kể cả dưới dạng &#...;). Hãy bỏ ký tự điều khiển đó khỏi nội dung."),
+                format!("<{name}> contains the character U+{code:04X}, which XML 1.0 does not allow (not even as &#...;). Remove that control character from the content."),
+            );
+        }
+        text
     }
 
     fn some_text(&mut self, id: usize) -> Option<String> {
@@ -1592,6 +1603,11 @@ impl<'a> Builder<'a> {
 }
 
 const XML_SPACE: &[char] = &[' ', '\t', '\r', '\n'];
+
+/// Characters XML 1.0 allows in content.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Values

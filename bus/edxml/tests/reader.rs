@@ -789,6 +789,15 @@ mod mutations {
     use super::*;
     use proptest::prelude::*;
 
+    /// Findings about content that the canonical form keeps (values kept as sent, fields the sender left out).
+    const PERSISTENT: &[&str] = &[
+        "bad_date",
+        "bad_number",
+        "bad_unit_code",
+        "missing_field",
+        "unreferenced_attachment",
+    ];
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -808,9 +817,40 @@ mod mutations {
                 }
             }
             match read(&bytes, &Limits::default()) {
-                Ok(p) => prop_assert!(p.findings.iter().all(|f| f.severity == Severity::Warning)),
+                Ok(p) => {
+                    prop_assert!(p.findings.iter().all(|f| f.severity == Severity::Warning));
+                    // Whatever was accepted, the canonical form reads back to the same model and bytes; only
+                    // content problems the writer keeps on purpose are reported again.
+                    let canonical = to_bytes(&p.package);
+                    let again = read(&canonical, &Limits::default())
+                        .map_err(|r| TestCaseError::fail(format!("canonical form rejected: {r}")))?;
+                    prop_assert_eq!(&again.package, &p.package);
+                    prop_assert!(
+                        again.findings.iter().all(|f| PERSISTENT.contains(&f.code)),
+                        "{:?}",
+                        again.findings
+                    );
+                    prop_assert_eq!(to_bytes(&again.package), canonical);
+                }
                 Err(r) => prop_assert!(r.errors().next().is_some()),
             }
         }
     }
+}
+
+#[test]
+fn control_characters_xml_cannot_carry_are_rejected() {
+    for bad in ["&#1;", "\u{1}", "&#xFFFE;"] {
+        let input = canonical_doc().replace("kiểm tra", &format!("kiểm{bad}tra"));
+        check_rejected(
+            input.as_bytes(),
+            &Limits::default(),
+            "not_xml",
+            pos(&input, "<Subject>", 0),
+        );
+    }
+    // Tabs, line breaks and CDATA are fine; a CR written as &#13; survives.
+    let input = canonical_doc().replace("kiểm tra", "kiểm\ttra&#13;<![CDATA[<b>]]>");
+    let d = document(check(&input, &[]));
+    assert_eq!(d.subject.as_deref(), Some("V/v <thử> & kiểm\ttra\r<b>"));
 }
