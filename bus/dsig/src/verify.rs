@@ -185,6 +185,11 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// The first signature in `role`, if any (a recipient requires both roles).
+    pub fn signature(&self, role: Role) -> Option<&SignatureReport> {
+        self.signatures.iter().find(|s| s.role == role)
+    }
+
     /// True only if there is at least one signature and every signature checks out.
     pub fn is_valid(&self) -> bool {
         self.failures.is_empty()
@@ -250,11 +255,13 @@ pub fn verify(xml: &[u8], trust: &TrustStore, now: SystemTime) -> VerifyReport {
     report
 }
 
+/// `edXMLHeader/(MessageHeader|Status)/From/OrganId` — only there, so a
+/// `From` smuggled into an unsigned trace entry is never taken for the sender.
 fn from_unit(doc: &Doc<'_>, header: NodeId) -> Option<String> {
-    let from = doc
-        .elements()
-        .find(|(i, e)| e.is(EDXML, "From") && doc.is_within(*i, header))
-        .map(|(i, _)| i)?;
+    let block = doc
+        .first_child(header, EDXML, "MessageHeader")
+        .or_else(|| doc.first_child(header, EDXML, "Status"))?;
+    let from = doc.first_child(block, EDXML, "From")?;
     let organ = doc.first_child(from, EDXML, "OrganId")?;
     Some(doc.text(organ).trim().to_string())
 }

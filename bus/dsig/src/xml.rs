@@ -449,19 +449,6 @@ impl<'a> Doc<'a> {
         s
     }
 
-    /// Is `id` equal to `ancestor` or inside it?
-    pub(crate) fn is_within(&self, mut id: NodeId, ancestor: NodeId) -> bool {
-        loop {
-            if id == ancestor {
-                return true;
-            }
-            match self.element(id).and_then(|e| e.parent) {
-                Some(p) => id = p,
-                None => return false,
-            }
-        }
-    }
-
     /// Resolves `prefix` as in scope at element `id`.
     pub(crate) fn lookup_ns(&self, mut id: NodeId, prefix: &str) -> Option<&str> {
         if prefix == "xml" {

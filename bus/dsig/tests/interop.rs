@@ -99,6 +99,7 @@ fn after_relay_appends_trace_both_tools_accept_sender_and_relay_signatures() {
         assert!(r.is_valid(), "{name}: {r:#?}");
         let roles: Vec<Role> = r.signatures.iter().map(|s| s.role).collect();
         assert_eq!(roles, vec![Role::Sender, Role::Relay]);
+        assert!(r.signature(Role::Relay).is_some_and(|s| s.is_valid()));
         assert_eq!(r.signatures[1].relay_certificate, Some(true));
         assert_eq!(r.signatures[0].signer_is_from_unit, Some(true));
     }
