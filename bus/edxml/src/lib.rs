@@ -5,7 +5,7 @@
 //! elements and never writes any; `dsig` owns them), transport, storage, routing or the clock (dates and times
 //! are data here). It does no I/O beyond the `Write` it is given, holds no global state and never panics on input.
 //!
-//! Memory: [`read`] borrows the input and decodes attachment base64 straight from it; [`write`] streams and
+//! Memory: [`read`] borrows the input and decodes attachment base64 straight from it; [`write()`] streams and
 //! encodes attachments in chunks, so a read + rewrite costs about the input plus the decoded attachments.
 
 // Tests may unwrap: a panic there is a failed test, not a crash on the message path.

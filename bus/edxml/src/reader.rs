@@ -923,9 +923,11 @@ impl<'a> Builder<'a> {
         });
         if let Some(s) = status_block {
             if let Some(m) = message_header {
-                self.unknown(
+                self.warn(
+                    "unknown_element",
                     m,
-                    "edXMLHeader của gói tin trạng thái / a status package's edXMLHeader",
+                    "edXMLHeader có cả <Status> lẫn <MessageHeader>; đã đọc như gói tin trạng thái và bỏ qua <MessageHeader>. Một gói tin chỉ nên có một trong hai.".into(),
+                    "edXMLHeader has both <Status> and <MessageHeader>; read as a status package and <MessageHeader> is ignored. A package should have only one of them.".into(),
                 );
             }
             return self
