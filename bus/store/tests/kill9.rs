@@ -37,6 +37,11 @@ fn package(round: u32, n: u64) -> Vec<u8> {
 
 fn main() {
     if let Ok(dir) = std::env::var("STORE_KILL9_CHILD") {
+        // A failure inside a child task must fail the test, not just stop the traffic.
+        std::panic::set_hook(Box::new(|info| {
+            println!("CHILD-PANIC {info}");
+            std::process::exit(101);
+        }));
         let round: u32 = std::env::var("STORE_KILL9_ROUND").unwrap().parse().unwrap();
         child(&dir, round);
         return;
@@ -88,8 +93,9 @@ fn child(dir: &str, round: u32) {
                 }
             }));
         }
+        // The writers loop until the parent kills the process.
         for t in tasks {
-            t.await.unwrap();
+            let _ = t.await;
         }
     });
 }
@@ -140,6 +146,7 @@ fn parent() {
         let lines = reader.join().unwrap();
         let mut new = 0;
         for line in &lines {
+            assert!(!line.starts_with("CHILD-PANIC"), "round {round}: {line}");
             let parts: Vec<&str> = line.split(' ').collect();
             if parts.first() != Some(&"ACK") {
                 continue;
