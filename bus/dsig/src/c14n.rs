@@ -76,15 +76,30 @@ pub(crate) fn write_node_set<W: Write>(
     opts: Options<'_>,
     out: &mut W,
 ) -> io::Result<()> {
+    write_filtered(doc, apex, excluded, None, opts, out)
+}
+
+/// Like [`write_node_set`], and in addition only element and text nodes for
+/// which `visible` holds are output (an invisible element's children are still
+/// visited). Attribute and namespace nodes follow their element.
+pub(crate) fn write_filtered<W: Write>(
+    doc: &Doc<'_>,
+    apex: Option<NodeId>,
+    excluded: &[NodeId],
+    visible: Option<&dyn Fn(NodeId) -> bool>,
+    opts: Options<'_>,
+    out: &mut W,
+) -> io::Result<()> {
     let mut c = Canon {
         doc,
         excluded,
+        visible,
         opts,
         rendered: Vec::new(),
         out,
     };
     match apex {
-        Some(id) => c.element(id, true),
+        Some(id) => c.element(id, false),
         None => {
             let mut after_root = false;
             for &id in &doc.top {
@@ -118,6 +133,7 @@ pub(crate) fn write_node_set<W: Write>(
 struct Canon<'d, 'a, 'o, W: Write> {
     doc: &'d Doc<'a>,
     excluded: &'d [NodeId],
+    visible: Option<&'d dyn Fn(NodeId) -> bool>,
     opts: Options<'o>,
     /// Namespace nodes rendered by output ancestors, innermost last.
     rendered: Vec<(&'d str, &'d str)>,
@@ -226,13 +242,31 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
         }
     }
 
-    fn element(&mut self, id: NodeId, is_apex: bool) -> io::Result<()> {
+    fn shows(&self, id: NodeId) -> bool {
+        self.visible.is_none_or(|v| v(id))
+    }
+
+    /// `parent_output`: the parent element is in the output. When it is not
+    /// (an apex, or below an invisible element), inclusive C14N renders every
+    /// namespace in scope and imports `xml:*` attributes from the ancestors.
+    fn element(&mut self, id: NodeId, parent_output: bool) -> io::Result<()> {
         if self.excluded.contains(&id) {
             return Ok(());
         }
         let Some(el) = self.doc.element(id) else {
             return self.leaf(id);
         };
+        if !self.shows(id) {
+            for &c in &el.children {
+                match self.doc.nodes.get(c) {
+                    Some(Node::Element(_)) => self.element(c, false)?,
+                    _ if self.shows(c) => self.leaf(c)?,
+                    _ => {}
+                }
+            }
+            return Ok(());
+        }
+        let is_apex = !parent_output;
         let mark = self.rendered.len();
         let ns = self.namespaces_to_render(id, el, is_apex);
         self.out.write_all(b"<")?;
@@ -259,6 +293,10 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
             let mut cur = el.parent;
             while let Some(c) = cur {
                 let Some(e) = self.doc.element(c) else { break };
+                if self.visible.is_some_and(|v| v(c)) {
+                    // An output ancestor already put its xml:* attributes in effect.
+                    break;
+                }
                 for a in &e.attrs {
                     if a.ns == XML_NS && !attrs.iter().any(|x| x.0 == XML_NS && x.1 == a.local) {
                         attrs.push((XML_NS, a.local, a.prefix, a.value.as_ref()));
@@ -278,8 +316,9 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
         self.out.write_all(b">")?;
         for &c in &el.children {
             match self.doc.nodes.get(c) {
-                Some(Node::Element(_)) => self.element(c, false)?,
-                _ => self.leaf(c)?,
+                Some(Node::Element(_)) => self.element(c, true)?,
+                _ if self.shows(c) => self.leaf(c)?,
+                _ => {}
             }
         }
         self.out.write_all(b"</")?;
@@ -411,6 +450,47 @@ mod tests {
         assert!(String::from_utf8_lossy(&out).starts_with(
             "<n1:elem2 xmlns:n0=\"foo:bar\" xmlns:n1=\"http://example.net\" xml:lang=\"en\">"
         ));
+    }
+
+    /// W3C Canonical XML 1.0, example 3.7 (document subsets). The spec input
+    /// has a DTD that defaults `xml:space="preserve"` on e2 and declares `id`
+    /// as an ID; we refuse DTDs, so the default is written out and the XPath
+    /// `id("E3")` subset is expressed as a node predicate: e1 (with its
+    /// attributes and namespaces, not its text), and everything inside e3.
+    #[test]
+    fn w3c_3_7_document_subset() {
+        let xml = "<doc xmlns=\"http://www.ietf.org\" xmlns:w3c=\"http://www.w3.org\">\n   <e1>\n      <e2 xmlns=\"\" xml:space=\"preserve\">\n         <e3 id=\"E3\"/>\n      </e2>\n   </e1>\n</doc>";
+        let doc = Doc::parse(xml.as_bytes()).expect("parse");
+        let (e1, _) = doc.elements().find(|(_, e)| e.local == "e1").expect("e1");
+        let (e3, _) = doc.elements().find(|(_, e)| e.local == "e3").expect("e3");
+        let within = |mut id: NodeId, top: NodeId| loop {
+            if id == top {
+                return true;
+            }
+            let parent = match doc.nodes.get(id) {
+                Some(Node::Element(e)) => e.parent,
+                _ => doc
+                    .elements()
+                    .find(|(_, e)| e.children.contains(&id))
+                    .map(|(p, _)| p),
+            };
+            match parent {
+                Some(p) => id = p,
+                None => return false,
+            }
+        };
+        let visible = |id: NodeId| id == e1 || within(id, e3);
+        let opts = Options {
+            method: Method::Inclusive,
+            with_comments: false,
+            inclusive_prefixes: &[],
+        };
+        let mut out = Vec::new();
+        write_filtered(&doc, None, &[], Some(&visible), opts, &mut out).expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "<e1 xmlns=\"http://www.ietf.org\" xmlns:w3c=\"http://www.w3.org\"><e3 xmlns=\"\" id=\"E3\" xml:space=\"preserve\"></e3></e1>"
+        );
     }
 
     /// W3C C14N 3.7 adapted: the e1 subtree without e2's element node is not
