@@ -199,6 +199,29 @@ impl EmbeddedBroker {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Forgets the ack tombstones older than `cutoff` (durably); returns how many. Until then an
+    /// ack of an acked id says [`AckOutcome::AlreadyAcked`] and a republish of it is ignored;
+    /// after, both treat the id as never seen. Run it with a cutoff beyond the relay's
+    /// deduplication window (≥ 7 days), so no retry can still arrive for a forgotten id.
+    pub async fn forget_acked_before(&self, cutoff: SystemTime) -> Result<u64, BrokerError> {
+        let n = {
+            let _writers = self.state();
+            let mut writes = Batch::default();
+            for entry in self.inner.tree.scan_prefix(b"a") {
+                let (k, v) = entry?;
+                let acked_at: SystemTime = decode(&v)?;
+                if acked_at < cutoff {
+                    writes.remove(&k);
+                }
+            }
+            let n = writes.len() as u64;
+            self.inner.tree.apply(writes)?;
+            n
+        };
+        self.inner.store.flush().await?;
+        Ok(n)
+    }
+
     /// Writes the batch's new messages (skipping ids already queued or acked); returns the
     /// mailboxes to wake once durable.
     fn publish_sync(&self, batch: &[Publish]) -> Result<Vec<Arc<Notify>>, BrokerError> {
@@ -231,12 +254,14 @@ impl EmbeddedBroker {
         let mut wake = Vec::with_capacity(added.len());
         for (mb, (n, first_at)) in added {
             let m = state.entry(mb.to_owned()).or_default();
-            m.stored += n;
             m.oldest_ready = match m.oldest_ready {
+                // Nothing was queued: the new messages are the only ready ones.
+                _ if m.stored == 0 => Some(Some(first_at)),
                 Some(None) => Some(Some(first_at)),
                 Some(Some(t)) => Some(Some(t.min(first_at))),
                 None => None,
             };
+            m.stored += n;
             wake.push(Arc::clone(&m.notify));
         }
         Ok(wake)

@@ -146,3 +146,49 @@ async fn counters_are_rebuilt_from_the_data_on_reopen() {
     );
     assert!(stats[0].oldest_ready_age.is_some());
 }
+
+#[tokio::test]
+async fn a_waiting_fetch_gets_a_message_whose_lease_runs_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = EmbeddedBroker::open(
+        Store::open(tmp.path()).unwrap(),
+        EmbeddedConfig {
+            lease: Duration::from_millis(200),
+            ..EmbeddedConfig::default()
+        },
+    )
+    .unwrap();
+    let mb = "000.00.00.H41";
+    b.publish(vec![publish(mb, "p1")]).await.unwrap();
+    assert_eq!(b.fetch(mb, 1, Duration::ZERO).await.unwrap().len(), 1);
+    // Nothing is published while this waits: only the lease running out can answer it.
+    let got = tokio::time::timeout(
+        Duration::from_secs(30),
+        b.fetch(mb, 1, Duration::from_secs(60)),
+    )
+    .await
+    .expect("the waiting fetch did not get the expired message")
+    .unwrap();
+    assert_eq!(got[0].message.id, "p1");
+    assert_eq!(got[0].delivery_count, 2);
+}
+
+#[tokio::test]
+async fn old_ack_tombstones_can_be_forgotten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = open(tmp.path());
+    let mb = "000.00.00.H41";
+    b.publish(vec![publish(mb, "old")]).await.unwrap();
+    b.ack(mb, "old").await.unwrap();
+    let cutoff = std::time::SystemTime::now() + Duration::from_secs(1);
+    b.publish(vec![publish(mb, "recent")]).await.unwrap();
+    assert_eq!(b.forget_acked_before(cutoff).await.unwrap(), 1);
+    // Forgotten: the id is as if never seen.
+    let err = b.ack(mb, "old").await.unwrap_err();
+    assert_eq!(err.code(), "broker.unknown_delivery");
+    // Queued messages are untouched.
+    assert_eq!(
+        b.fetch(mb, 10, Duration::ZERO).await.unwrap()[0].message.id,
+        "recent"
+    );
+}
