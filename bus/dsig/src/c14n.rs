@@ -96,6 +96,8 @@ pub(crate) fn write_filtered<W: Write>(
         visible,
         opts,
         rendered: Vec::new(),
+        ns_buf: Vec::new(),
+        attr_buf: Vec::new(),
         out,
     };
     match apex {
@@ -137,6 +139,8 @@ struct Canon<'d, 'a, 'o, W: Write> {
     opts: Options<'o>,
     /// Namespace nodes rendered by output ancestors, innermost last.
     rendered: Vec<(&'d str, &'d str)>,
+    ns_buf: Vec<(&'d str, &'d str)>,
+    attr_buf: Vec<(&'d str, &'d str, &'d str, &'d str)>,
     out: &'o mut W,
 }
 
@@ -181,8 +185,9 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
         id: NodeId,
         el: &'d Element<'a>,
         is_apex: bool,
-    ) -> Vec<(&'d str, &'d str)> {
-        let mut cands: Vec<(&'d str, &'d str)> = Vec::new();
+        cands: &mut Vec<(&'d str, &'d str)>,
+    ) {
+        cands.clear();
         let mut add = |p: &'d str, u: &'d str| {
             if !cands.iter().any(|(q, _)| *q == p) {
                 cands.push((p, u));
@@ -224,12 +229,8 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
                 }
             }
         }
-        let mut out: Vec<(&'d str, &'d str)> = cands
-            .into_iter()
-            .filter(|(p, u)| self.rendered_uri(p) != *u)
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(b.0));
-        out
+        cands.retain(|(p, u)| self.rendered_uri(p) != *u);
+        cands.sort_unstable_by(|a, b| a.0.cmp(b.0));
     }
 
     fn declared_prefix(&self, mut id: NodeId, prefix: &str) -> Option<&'d str> {
@@ -268,7 +269,9 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
         }
         let is_apex = !parent_output;
         let mark = self.rendered.len();
-        let ns = self.namespaces_to_render(id, el, is_apex);
+        // Scratch buffers are reused across elements (children run after we are done with them).
+        let mut ns = std::mem::take(&mut self.ns_buf);
+        self.namespaces_to_render(id, el, is_apex, &mut ns);
         self.out.write_all(b"<")?;
         write_qname(self.out, el.prefix, el.local)?;
         for (p, u) in &ns {
@@ -282,13 +285,16 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
             escape_attr(self.out, u)?;
             self.out.write_all(b"\"")?;
         }
-        self.rendered.extend(ns);
+        self.rendered.extend(ns.iter().copied());
+        self.ns_buf = ns;
         // Attributes, plus (inclusive, apex only) xml:* attributes inherited from ancestors.
-        let mut attrs: Vec<(&'d str, &'d str, &'d str, &'d str)> = el
-            .attrs
-            .iter()
-            .map(|a| (a.ns.as_ref(), a.local, a.prefix, a.value.as_ref()))
-            .collect();
+        let mut attrs = std::mem::take(&mut self.attr_buf);
+        attrs.clear();
+        attrs.extend(
+            el.attrs
+                .iter()
+                .map(|a| (a.ns.as_ref(), a.local, a.prefix, a.value.as_ref())),
+        );
         if is_apex && self.opts.method == Method::Inclusive {
             let mut cur = el.parent;
             while let Some(c) = cur {
@@ -305,14 +311,15 @@ impl<'d, 'a, W: Write> Canon<'d, 'a, '_, W> {
                 cur = e.parent;
             }
         }
-        attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        for (_, local, prefix, value) in attrs {
+        attrs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for &(_, local, prefix, value) in &attrs {
             self.out.write_all(b" ")?;
             write_qname(self.out, prefix, local)?;
             self.out.write_all(b"=\"")?;
             escape_attr(self.out, value)?;
             self.out.write_all(b"\"")?;
         }
+        self.attr_buf = attrs;
         self.out.write_all(b">")?;
         for &c in &el.children {
             match self.doc.nodes.get(c) {

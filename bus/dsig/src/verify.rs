@@ -42,6 +42,9 @@ pub struct TrustStore {
     /// costs 0.1–0.3 ms with OpenSSL 3 (its public-key decoder) and a relay
     /// sees the same units' certificates over and over. Bounded; a cache only.
     certs: Mutex<HashMap<[u8; 32], X509>>,
+    /// Signer certificates (by SHA-256 of DER) whose chain to a root verified,
+    /// with the chain's common validity window (unix seconds). Bounded.
+    chains: Mutex<HashMap<[u8; 32], (i64, i64)>>,
 }
 
 /// Most certificates the decode cache keeps before it starts over.
@@ -100,6 +103,7 @@ impl TrustStore {
             crls,
             allow_legacy_sha1: false,
             certs: Mutex::new(HashMap::new()),
+            chains: Mutex::new(HashMap::new()),
         })
     }
 
@@ -838,15 +842,54 @@ fn chain_check(
         }
         Ok((X509StoreContext::new()?, b.build(), chain))
     };
+    // A chain once verified stays verified for the same roots; only its
+    // validity window depends on the time, so cache the window (saves ~20 µs).
+    let cache_key = match (at, untrusted.is_empty()) {
+        (Some(_), true) => cert.to_der().ok().map(|d| openssl::sha::sha256(&d)),
+        _ => None,
+    };
+    if let (Some(k), Some(t)) = (cache_key, at)
+        && let Some((nb, na)) = trust.chains.lock().ok().and_then(|m| m.get(&k).copied())
+        && nb <= t
+        && t <= na
+    {
+        return Ok(());
+    }
     let (mut ctx, store, chain) = build().map_err(|e| e.to_string())?;
     let result = ctx
-        .init(&store, cert, &chain, |c| Ok((c.verify_cert()?, c.error())))
+        .init(&store, cert, &chain, |c| {
+            let ok = c.verify_cert()?;
+            let window = c.chain().map(|ch| {
+                ch.iter().fold((i64::MIN, i64::MAX), |(nb, na), x| {
+                    (
+                        nb.max(unix_of(x.not_before()).unwrap_or(i64::MAX)),
+                        na.min(unix_of(x.not_after()).unwrap_or(i64::MIN)),
+                    )
+                })
+            });
+            Ok((ok, c.error(), window))
+        })
         .map_err(|e| e.to_string())?;
     match result {
-        (true, _) => Ok(()),
-        (false, err) if err == X509VerifyResult::OK => Err("unknown".into()),
-        (false, err) => Err(err.error_string().to_string()),
+        (true, _, window) => {
+            if let (Some(k), Some(w)) = (cache_key, window)
+                && let Ok(mut m) = trust.chains.lock()
+            {
+                if m.len() >= CERT_CACHE_MAX {
+                    m.clear();
+                }
+                m.insert(k, w);
+            }
+            Ok(())
+        }
+        (false, err, _) if err == X509VerifyResult::OK => Err("unknown".into()),
+        (false, err, _) => Err(err.error_string().to_string()),
     }
+}
+
+fn unix_of(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let d = Asn1Time::from_unix(0).ok()?.diff(t).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }
 
 enum Revocation {

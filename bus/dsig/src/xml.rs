@@ -149,7 +149,7 @@ impl<'a> Doc<'a> {
         let mut reader = Reader::from_str(src);
         reader.config_mut().trim_text(false);
         reader.config_mut().check_end_names = true;
-        let mut nodes: Vec<Node<'a>> = Vec::new();
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity((src.len() / 40).min(4096) + 8);
         let mut top: Vec<NodeId> = Vec::new();
         let mut stack: Vec<NodeId> = Vec::new();
         let mut scope = Scope {
