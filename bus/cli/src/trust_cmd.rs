@@ -81,6 +81,9 @@ pub struct VerifyArgs {
     /// Chấp nhận hồ sơ RSA-SHA1 cũ (chỉ để đọc lưu trữ). / Accept the legacy RSA-SHA1 profile (archives only).
     #[arg(long = "allow-sha1")]
     allow_sha1: bool,
+    /// Bắt buộc có chữ ký niêm phong của trục (phía nhận). / Require the relay's seal (recipients).
+    #[arg(long = "require-seal")]
+    require_seal: bool,
     /// In báo cáo dạng JSON. / Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -270,7 +273,14 @@ fn verify_files(args: &VerifyArgs, lang: Lang, out: &mut dyn Write) -> anyhow::R
     let mut all_ok = true;
     for file in &args.files {
         let xml = read(file, lang)?;
-        let r = dsig::verify(&xml, &trust, now);
+        let mut r = dsig::verify(&xml, &trust, now);
+        if args.require_seal && r.signature(dsig::Role::Relay).is_none() {
+            r.failures.push(dsig::Error {
+                code: "DSIG_SEAL_MISSING",
+                vi: "Gói tin chưa có chữ ký niêm phong của trục (Id=\"relay\"); bên nhận chỉ chấp nhận gói tin đã qua trục.".into(),
+                en: "The package has no relay seal (Id=\"relay\"); recipients accept only packages that went through the relay.".into(),
+            });
+        }
         all_ok &= r.is_valid();
         if args.json {
             writeln!(out, "{}", json_report(file, &r, lang))?;
@@ -338,6 +348,7 @@ mod tests {
             trust: dir.join("ca.pem"),
             crl: crl.then(|| dir.join("ca.crl.pem")),
             allow_sha1: false,
+            require_seal: false,
             json: false,
             files: vec![file.to_path_buf()],
         };

@@ -374,3 +374,25 @@ fn messages_exist_in_both_languages() {
         assert_eq!(f.text(false), f.en);
     }
 }
+
+#[test]
+fn keys_and_trust_store_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<dsig::TrustStore>();
+    shared::<dsig::SigningKey>();
+    shared::<dsig::VerifyReport>();
+    let pki = TestPki::new();
+    let trust = std::sync::Arc::new(pki.trust());
+    let pkg = std::sync::Arc::new(signed(&pki, "doc_1_attachment.edxml", "000.00.00.G22"));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (trust, pkg) = (trust.clone(), pkg.clone());
+            std::thread::spawn(move || {
+                (0..10).all(|_| dsig::verify(&pkg, &trust, now()).is_valid())
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().expect("thread"));
+    }
+}
