@@ -146,7 +146,9 @@ impl<'a> Doc<'a> {
     }
 
     pub(crate) fn parse_str(src: &'a str) -> Result<Doc<'a>, Error> {
-        let mut reader = Reader::from_str(src);
+        // A UTF-8 byte-order mark is fine; offsets stay relative to `src`.
+        let base = if src.starts_with('\u{feff}') { 3 } else { 0 };
+        let mut reader = Reader::from_str(&src[base..]);
         reader.config_mut().trim_text(false);
         reader.config_mut().check_end_names = true;
         let mut nodes: Vec<Node<'a>> = Vec::with_capacity((src.len() / 40).min(4096) + 8);
@@ -157,12 +159,16 @@ impl<'a> Doc<'a> {
         };
         let mut root: Option<NodeId> = None;
         loop {
-            let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+            let before = usize::try_from(reader.buffer_position())
+                .unwrap_or(usize::MAX)
+                .saturating_add(base);
             let ev = reader.read_event().map_err(|e| {
-                let pos = usize::try_from(reader.error_position()).unwrap_or(0);
+                let pos = usize::try_from(reader.error_position()).unwrap_or(0) + base;
                 malformed(pos, &e.to_string(), &e.to_string())
             })?;
-            let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+            let after = usize::try_from(reader.buffer_position())
+                .unwrap_or(usize::MAX)
+                .saturating_add(base);
             let parent = stack.last().copied();
             let empty = matches!(ev, Event::Empty(_));
             let push =
@@ -222,6 +228,10 @@ impl<'a> Doc<'a> {
                         if key == "xmlns" {
                             decls.push(("", value));
                         } else if let Some(p) = key.strip_prefix("xmlns:") {
+                            if p == "xml" {
+                                // Declaring the fixed xml prefix is allowed and never rendered.
+                                continue;
+                            }
                             if value.is_empty() {
                                 return Err(malformed(
                                     before,

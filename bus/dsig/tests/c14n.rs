@@ -157,3 +157,12 @@ fn deep_nesting_is_refused() {
     let e = canonicalize(s.as_bytes(), Method::Exclusive, false).expect_err("too deep");
     assert_eq!(e.code, "DSIG_XML_MALFORMED");
 }
+
+#[test]
+fn utf8_byte_order_mark_and_explicit_xml_namespace_are_accepted() {
+    let input = b"\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a xmlns:xml=\"http://www.w3.org/XML/1998/namespace\" xml:lang=\"vi\">x</a>";
+    for method in [Method::Inclusive, Method::Exclusive] {
+        let out = canonicalize(input, method, false).expect("BOM is fine");
+        assert_eq!(String::from_utf8_lossy(&out), "<a xml:lang=\"vi\">x</a>");
+    }
+}

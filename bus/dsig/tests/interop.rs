@@ -241,3 +241,18 @@ fn both_tools_refuse_a_signer_from_another_root() {
     assert!(s.digest_ok && s.signature_ok && !s.chain_ok);
     assert!(codes(&s.failures).contains(&"DSIG_CHAIN_UNTRUSTED"));
 }
+
+/// Windows producers often start files with a UTF-8 byte-order mark.
+#[test]
+fn package_with_byte_order_mark_signs_and_verifies_in_both_tools() {
+    let pki = TestPki::new();
+    let mut pkg = b"\xef\xbb\xbf".to_vec();
+    pkg.extend_from_slice(&fixture("doc_1_attachment.edxml"));
+    let signed = dsig::sign(&pkg, &pki.unit_key("000.00.00.G22"), Role::Sender).expect("sign");
+    assert!(signed.starts_with(b"\xef\xbb\xbf<?xml"), "the BOM is kept");
+    let traced = dsig::append_trace_header(&signed, "R", "2026/11/23 08:00:00").expect("trace");
+    let sealed = dsig::sign(&traced, &pki.relay_key(), Role::Relay).expect("seal");
+    assert!(xmlsec_verifies(&pki, &sealed, SENDER));
+    assert!(xmlsec_verifies(&pki, &sealed, RELAY));
+    assert!(dsig::verify(&sealed, &pki.trust(), now()).is_valid());
+}
