@@ -256,3 +256,19 @@ fn package_with_byte_order_mark_signs_and_verifies_in_both_tools() {
     assert!(xmlsec_verifies(&pki, &sealed, RELAY));
     assert!(dsig::verify(&sealed, &pki.trust(), now()).is_valid());
 }
+
+/// CRLF line ends (normalized by XML parsing) must not confuse either tool.
+#[test]
+fn package_with_crlf_line_ends_signs_and_verifies_in_both_tools() {
+    let pki = TestPki::new();
+    let crlf = String::from_utf8(fixture("doc_2_attachments_prefixed.edxml"))
+        .expect("utf8")
+        .replace('\n', "\r\n")
+        .into_bytes();
+    let signed = dsig::sign(&crlf, &pki.unit_key("000.00.00.G22"), Role::Sender).expect("sign");
+    let traced = dsig::append_trace_header(&signed, "R", "2026/11/23 08:00:00").expect("trace");
+    let sealed = dsig::sign(&traced, &pki.relay_key(), Role::Relay).expect("seal");
+    assert!(xmlsec_verifies(&pki, &sealed, SENDER));
+    assert!(xmlsec_verifies(&pki, &sealed, RELAY));
+    assert!(dsig::verify(&sealed, &pki.trust(), now()).is_valid());
+}
