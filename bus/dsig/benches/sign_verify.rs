@@ -107,7 +107,7 @@ fn main() {
     let openssl_sign = openssl_rsa2048_sign_rate();
     println!("openssl speed -seconds 3 rsa2048: {openssl_sign:.1} sign/s");
 
-    let mut ratio_10k = 0.0;
+    let (mut ratio_10k, mut ratio_10k_interleaved) = (0.0, 0.0);
     for (label, size, min) in [
         ("10 KB", 10 * 1024, Duration::from_secs(3)),
         ("1 MB", 1024 * 1024, Duration::from_secs(4)),
@@ -170,10 +170,13 @@ fn main() {
         );
         if size == 10 * 1024 {
             ratio_10k = ratio;
+            ratio_10k_interleaved = pair_i / raw_i;
         }
     }
+    let verdict = |r: f64| if r >= 0.60 { "MET" } else { "NOT MET" };
     println!(
-        "target (10 KB sign+verify >= 60% of openssl RSA-2048 sign/s): {}",
-        if ratio_10k >= 0.60 { "MET" } else { "NOT MET" }
+        "target (10 KB sign+verify >= 60% of RSA-2048 sign/s): vs openssl speed {ratio_10k:.2} {}; interleaved {ratio_10k_interleaved:.2} {}",
+        verdict(ratio_10k),
+        verdict(ratio_10k_interleaved)
     );
 }

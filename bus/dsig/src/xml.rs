@@ -214,7 +214,12 @@ impl<'a> Doc<'a> {
                     let mut decls = Vec::new();
                     let mut raw_attrs: Vec<(&'a str, &'a str, Cow<'a, str>)> = Vec::new();
                     let attrs_src = quick_xml::events::BytesStart::from_content(tag, name_len);
-                    for a in attrs_src.attributes().with_checks(true) {
+                    let has_attrs = name_len < tag.trim_end().len();
+                    for a in attrs_src.attributes().with_checks(true).take(if has_attrs {
+                        usize::MAX
+                    } else {
+                        0
+                    }) {
                         let a = a.map_err(|e| malformed(before, &e.to_string(), &e.to_string()))?;
                         let key = a.key.into_inner();
                         let key: &'a str = find_sub(tag, key).unwrap_or("");
