@@ -1,8 +1,8 @@
 //! Group-commit benchmark: N concurrent writers, each in a loop appending one event and awaiting
 //! `flush()`. Prints appends/s (each one durable before its writer goes on) and fsyncs/s.
 //!
-//! Then archive puts of distinct 10 KB packages (each fsynced, renamed, folder fsynced) from 1,
-//! 4, 16 and 64 threads (the filesystem journal batches concurrent fsyncs), since every accepted package costs one put before the sender hears "accepted".
+//! Then N concurrent writers each archiving a distinct 10 KB package (`spawn_blocking`) and
+//! awaiting `flush()` (which fsyncs the archive folders), since every accepted package costs one put before the sender hears "accepted".
 //!
 //! `cargo bench -p store` (env `STORE_BENCH_SECS`, default 3 s per writer count).
 
@@ -79,38 +79,53 @@ fn main() {
             appends as f64 / fsyncs.max(1) as f64
         );
     }
-    archive_puts(secs);
+    archive_puts(&rt, secs);
 }
 
-fn archive_puts(secs: u64) {
-    println!("archive puts of distinct 10 KB packages (durable on return)");
-    println!("threads  puts/s");
-    for threads in [1u64, 4, 16, 64] {
+fn archive_puts(rt: &tokio::runtime::Runtime, secs: u64) {
+    println!("archive put + flush of distinct 10 KB packages (durable before the writer goes on)");
+    println!("writers  puts/s  fsync rounds/s");
+    for writers in [1u64, 4, 16, 64] {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let start = Instant::now();
-        let total: u64 = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
+        let (total, rounds, elapsed) = rt.block_on(async {
+            let rounds0 = store.fsync_count();
+            let start = Instant::now();
+            let deadline = start + Duration::from_secs(secs);
+            let tasks: Vec<_> = (0..writers)
+                .map(|w| {
                     let store = store.clone();
-                    scope.spawn(move || {
+                    tokio::spawn(async move {
                         let mut n = 0u64;
-                        let mut body = vec![b'x'; 10 * 1024];
                         while Instant::now() < deadline {
-                            body[..16].copy_from_slice(&(t << 48 | n).to_be_bytes().repeat(2));
-                            store.archive().put(&body).unwrap();
+                            let mut body = vec![b'x'; 10 * 1024];
+                            body[..8].copy_from_slice(&(w << 40 | n).to_be_bytes());
+                            let s = store.clone();
+                            tokio::task::spawn_blocking(move || s.archive().put(&body))
+                                .await
+                                .unwrap()
+                                .unwrap();
+                            store.flush().await.unwrap();
                             n += 1;
                         }
                         n
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.unwrap();
+            }
+            (
+                total,
+                store.fsync_count() - rounds0,
+                start.elapsed().as_secs_f64(),
+            )
         });
         println!(
-            "{threads:7}  {:6.0}",
-            total as f64 / start.elapsed().as_secs_f64()
+            "{writers:7}  {:6.0}  {:14.0}",
+            total as f64 / elapsed,
+            rounds as f64 / elapsed
         );
     }
 }

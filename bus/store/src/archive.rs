@@ -4,15 +4,20 @@
 //! digest (at most 65,536 folders, so no folder grows huge). Files, not sled values, because
 //! packages reach tens of MB and an auditor must be able to check an archived package with
 //! `xmlsec1` directly. A put writes a temp file under `<store>/archive/tmp/`, fsyncs it, renames
-//! it into place and fsyncs the folders it touched, so a file that exists under its final name is
-//! always complete: a crash leaves at most a stray temp file, removed at the next open.
+//! it into place, and leaves the folders it touched to the store's group commit: the next
+//! [`crate::Store::flush`] fsyncs them (one flush round serves every put issued before it, and
+//! the filesystem journal batches them). So a file that exists under its final name is always
+//! complete, a package is durable once a flush that started after its put has returned, and a
+//! crash leaves at most a stray temp file (removed at the next open) or an unacknowledged package.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest as _, Sha256};
 
@@ -90,6 +95,22 @@ pub struct Archive {
     tmp: PathBuf,
     /// Makes temp names unique within the process (the store's lock file keeps other processes out).
     next_tmp: AtomicU64,
+    /// Folders changed by puts (new entries) and not yet fsynced; shared with the flusher thread,
+    /// which drains and fsyncs them at the start of each round.
+    dirty_dirs: DirtyDirs,
+}
+
+/// Folders waiting for an fsync by the next flush round.
+pub(crate) type DirtyDirs = Arc<Mutex<BTreeSet<PathBuf>>>;
+
+/// Fsyncs every folder in `dirty` (drained). Called by the flusher before the database flush.
+pub(crate) fn sync_dirty_dirs(dirty: &DirtyDirs) -> Result<(), StoreError> {
+    let dirs = std::mem::take(&mut *dirty.lock().unwrap_or_else(PoisonError::into_inner));
+    // Deepest first: a new leaf's entry in its parent is then synced after the leaf itself.
+    for dir in dirs.iter().rev() {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 impl Archive {
@@ -111,7 +132,19 @@ impl Archive {
             root,
             tmp,
             next_tmp: AtomicU64::new(0),
+            dirty_dirs: DirtyDirs::default(),
         })
+    }
+
+    pub(crate) fn dirty_dirs(&self) -> DirtyDirs {
+        Arc::clone(&self.dirty_dirs)
+    }
+
+    fn mark_dirty(&self, dir: &Path) {
+        self.dirty_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir.to_path_buf());
     }
 
     /// Where the package with this digest lives (whether or not it exists), for auditors and for
@@ -126,8 +159,10 @@ impl Archive {
         self.path(digest).is_file()
     }
 
-    /// Stores `bytes` durably (fsynced before return) and returns their SHA-256. Storing the same
-    /// bytes again stores nothing and returns the same digest.
+    /// Stores `bytes` and returns their SHA-256. The file's content is fsynced before return; its
+    /// name becomes durable with the next [`crate::Store::flush`] (call it before telling anyone
+    /// the package is accepted). Storing the same bytes again stores nothing and returns the same
+    /// digest.
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
         let path = self.path(&digest);
@@ -152,12 +187,14 @@ impl Archive {
             fs::create_dir_all(&leaf).map_err(io(&leaf))?;
             // The new folder entries must survive a crash too.
             if let Some(mid) = leaf.parent() {
-                sync_dir(mid)?;
+                self.mark_dirty(mid);
             }
-            sync_dir(&self.root)?;
+            self.mark_dirty(&self.root);
         }
+        // Marked before the rename: whoever sees the file (and so skips its own put) can count
+        // on a flush it starts afterwards to cover the rename.
+        self.mark_dirty(&leaf);
         fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&leaf)?;
         Ok(digest)
     }
 

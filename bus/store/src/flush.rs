@@ -1,4 +1,5 @@
-//! Group commit: one background thread turns many `flush().await` calls into few fsyncs.
+//! Group commit: one background thread turns many `flush().await` calls into few fsyncs. A round
+//! fsyncs the archive folders changed by puts, then flushes the database.
 //!
 //! Rule: a flush round that *starts* after a caller asked covers every write the caller issued
 //! before asking. So a caller waits for round `started + 1` (the next round to start); while a
@@ -13,6 +14,7 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 use crate::StoreError;
+use crate::archive::{DirtyDirs, sync_dirty_dirs};
 
 #[derive(Debug, Default)]
 struct Requests {
@@ -50,7 +52,7 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    pub(crate) fn start(db: sled::Db) -> Result<Flusher, std::io::Error> {
+    pub(crate) fn start(db: sled::Db, dirs: DirtyDirs) -> Result<Flusher, std::io::Error> {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
@@ -60,7 +62,7 @@ impl Flusher {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("store-flusher".into())
-            .spawn(move || run(db, thread_shared, tx))?;
+            .spawn(move || run(db, dirs, thread_shared, tx))?;
         Ok(Flusher {
             shared,
             completed: rx,
@@ -101,7 +103,7 @@ impl Flusher {
     }
 }
 
-fn run(db: sled::Db, shared: Arc<Shared>, tx: watch::Sender<Completed>) {
+fn run(db: sled::Db, dirs: DirtyDirs, shared: Arc<Shared>, tx: watch::Sender<Completed>) {
     loop {
         let (round, last) = {
             let mut r = shared
@@ -115,14 +117,17 @@ fn run(db: sled::Db, shared: Arc<Shared>, tx: watch::Sender<Completed>) {
             r.started += 1;
             (r.started, r.shutdown)
         };
-        let result = db.flush();
+        // Archive folders first: an event naming a package is never durable before the package.
+        let result = sync_dirty_dirs(&dirs)
+            .map_err(|e| e.to_string())
+            .and_then(|()| db.flush().map(drop).map_err(|e| e.to_string()));
         shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         tx.send_modify(|c| {
             c.round = round;
             if let Err(e) = &result
                 && c.failed.is_none()
             {
-                c.failed = Some(Arc::from(e.to_string()));
+                c.failed = Some(Arc::from(e.as_str()));
             }
         });
         if last {

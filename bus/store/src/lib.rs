@@ -94,9 +94,11 @@ impl Store {
         let archive = Archive::open(dir.join("archive"))?;
         let events = db.open_tree(EVENTS_TREE).map_err(db_err("open_tree"))?;
         let next_seq = Arc::new(Mutex::new(events::next_seq(&events)?));
-        let flusher = Flusher::start(db.clone()).map_err(|source| StoreError::Open {
-            path: dir.clone(),
-            source,
+        let flusher = Flusher::start(db.clone(), archive.dirty_dirs()).map_err(|source| {
+            StoreError::Open {
+                path: dir.clone(),
+                source,
+            }
         })?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -115,7 +117,8 @@ impl Store {
         &self.inner.dir
     }
 
-    /// The package archive (blocking file I/O: use from `spawn_blocking`).
+    /// The package archive (blocking file I/O: use from `spawn_blocking`; a put is durable after
+    /// the next [`Store::flush`]).
     pub fn archive(&self) -> &Archive {
         &self.inner.archive
     }
@@ -138,8 +141,8 @@ impl Store {
         Ok(KvTree::new(tree))
     }
 
-    /// Makes every write issued before this call durable (event log, trees). Concurrent callers
-    /// share one fsync. Archive puts are durable on their own.
+    /// Makes every write issued before this call durable (archive puts, event log, trees).
+    /// Concurrent callers share one round of fsyncs.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flusher.flush().await
     }
