@@ -86,6 +86,11 @@ impl Store {
         let db = sled::Config::new()
             .path(&db_path)
             .cache_capacity(options.cache_bytes)
+            // No background flusher of sled's own: durability comes from our group commit
+            // (`Store::flush`), and sled's periodic-flush thread would keep the database's file
+            // lock for up to one interval after the store is dropped, so a quick reopen (a
+            // restart) would be refused.
+            .flush_every_ms(None)
             .open()
             .map_err(|e| StoreError::DbOpen {
                 path: db_path.clone(),
