@@ -83,19 +83,7 @@ impl Store {
             source,
         })?;
         let db_path = dir.join("db");
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(options.cache_bytes)
-            // No background flusher of sled's own: durability comes from our group commit
-            // (`Store::flush`), and sled's periodic-flush thread would keep the database's file
-            // lock for up to one interval after the store is dropped, so a quick reopen (a
-            // restart) would be refused.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| StoreError::DbOpen {
-                path: db_path.clone(),
-                detail: e.to_string(),
-            })?;
+        let db = open_db(&db_path, options.cache_bytes)?;
         let archive = Archive::open(dir.join("archive"))?;
         let events = db.open_tree(EVENTS_TREE).map_err(db_err("open_tree"))?;
         let next_seq = Arc::new(Mutex::new(events::next_seq(&events)?));
@@ -166,5 +154,41 @@ impl Store {
     /// Bytes the database occupies on disk (for metrics and space-amplification checks).
     pub fn db_size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.db.size_on_disk().map_err(db_err("size_on_disk"))
+    }
+}
+
+/// How long `open` waits for another holder of the database lock to let go. sled releases its file
+/// lock from background I/O threads that can outlive the handle by a moment, so a store dropped and
+/// reopened at once (a quick restart, a test) may briefly find the lock still held. A store that is
+/// really open elsewhere is still refused, after this wait.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn open_db(db_path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let result = sled::Config::new()
+            .path(db_path)
+            .cache_capacity(cache_bytes)
+            // No background flusher of sled's own: durability comes from our group commit
+            // (`Store::flush`), and that thread would hold the file lock for up to one interval
+            // after the store is dropped.
+            .flush_every_ms(None)
+            .open();
+        match result {
+            // sled reports a held lock only as text (ErrorKind::Other, "could not acquire lock").
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(StoreError::DbOpen {
+                    path: db_path.to_path_buf(),
+                    detail: e.to_string(),
+                });
+            }
+            Ok(db) => return Ok(db),
+        }
     }
 }
