@@ -148,9 +148,10 @@ impl Diag<'_> {
                         format!("line {line}, column {column}"),
                     )
                 } else {
+                    let shown = readable_path(&p.path);
                     (
-                        format!("{} (dòng {line}, cột {column})", p.path),
-                        format!("{} (line {line}, column {column})", p.path),
+                        format!("{shown} (dòng {line}, cột {column})"),
+                        format!("{shown} (line {line}, column {column})"),
                     )
                 };
                 Finding {
@@ -502,6 +503,23 @@ fn sibling_ordinals(nodes: &[Node<'_>]) -> Vec<(u32, bool)> {
         }
     }
     out
+}
+
+/// The path as a person reads it in a message: a very deep path (a nesting attack, say) keeps its first and last
+/// steps around an ellipsis; the finding's `path` field keeps the whole of it.
+fn readable_path(path: &str) -> String {
+    const HEAD: usize = 5;
+    const TAIL: usize = 3;
+    let steps: Vec<&str> = path.split('/').skip(1).collect();
+    if steps.len() <= HEAD + TAIL + 1 {
+        return path.to_owned();
+    }
+    let hidden = steps.len() - HEAD - TAIL;
+    format!(
+        "/{}/…({hidden})…/{}",
+        steps[..HEAD].join("/"),
+        steps[steps.len() - TAIL..].join("/")
+    )
 }
 
 fn path_of(nodes: &[Node<'_>], id: Option<usize>) -> String {

@@ -854,3 +854,27 @@ fn control_characters_xml_cannot_carry_are_rejected() {
     let d = document(check(&input, &[]));
     assert_eq!(d.subject.as_deref(), Some("V/v <thử> & kiểm\ttra\r<b>"));
 }
+
+#[test]
+fn a_deep_path_is_shortened_in_the_message_but_kept_whole_in_the_finding() {
+    let mut xml =
+        String::from("<edXML xmlns=\"http://www.mic.gov.vn/TBT/QCVN_102_2016\"><edXMLEnvelope>");
+    xml.push_str(&"<A>".repeat(100));
+    xml.push_str(&"</A>".repeat(100));
+    xml.push_str("</edXMLEnvelope></edXML>");
+    let rejected = edxml::read(xml.as_bytes(), &edxml::Limits::default()).expect_err("too deep");
+    let f = rejected.errors().next().expect("an error");
+    assert_eq!(f.code, "too_deep");
+    assert!(
+        f.path.matches('/').count() > 60,
+        "the path field keeps every step: {}",
+        f.path
+    );
+    for message in [&f.message.vi, &f.message.en] {
+        assert!(message.len() < 400, "message stays readable: {message}");
+        assert!(
+            message.contains("/edXML/edXMLEnvelope/A/A/A/…("),
+            "{message}"
+        );
+    }
+}
