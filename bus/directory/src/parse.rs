@@ -33,6 +33,8 @@ pub(crate) struct ParsedFile {
     pub records: Vec<RawRecord>,
     pub groups: Vec<GroupList>,
     pub problems: Vec<ImportProblem>,
+    /// Records are CSV lines (else JSON array positions), for messages.
+    pub line_based: bool,
 }
 
 pub(crate) const FIELDS: [&str; 7] = [
@@ -73,7 +75,10 @@ fn split_list(s: &str) -> Vec<String> {
 }
 
 fn parse_csv(bytes: &[u8]) -> ParsedFile {
-    let mut out = ParsedFile::default();
+    let mut out = ParsedFile {
+        line_based: true,
+        ..ParsedFile::default()
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)

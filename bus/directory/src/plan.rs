@@ -100,6 +100,7 @@ pub(crate) fn plan(
         records,
         groups: group_lists,
         mut problems,
+        line_based,
     } = file;
     let mut current = Current {
         tree,
@@ -120,12 +121,12 @@ pub(crate) fn plan(
     let mut in_file: HashMap<String, usize> = HashMap::with_capacity(candidates.len());
     for (i, c) in candidates.iter().enumerate() {
         if let Some(&first) = in_file.get(&c.unit.code) {
-            let at = candidates[first].record;
+            let (at_vi, at_en) = place(line_based, candidates[first].record);
             problems.push(ImportProblem::new(
                 c.record,
                 "code",
-                format!("Mã {} đã có ở bản ghi {at}; mỗi đơn vị chỉ được xuất hiện một lần. Cần làm: gộp hai bản ghi hoặc xóa một.", c.unit.code),
-                format!("Code {} already appears at record {at}; each unit may appear only once. What to do: merge the two records or remove one.", c.unit.code),
+                format!("Mã {} đã có ở {at_vi}; mỗi đơn vị chỉ được xuất hiện một lần. Cần làm: gộp hai bản ghi hoặc xóa một.", c.unit.code),
+                format!("Code {} already appears at {at_en}; each unit may appear only once. What to do: merge the two records or remove one.", c.unit.code),
             ));
         } else {
             in_file.insert(c.unit.code.clone(), i);
@@ -149,22 +150,23 @@ pub(crate) fn plan(
         }
         for alias in &c.unit.aliases {
             if let Some(&j) = in_file.get(alias) {
-                let at = candidates[j].record;
+                let (at_vi, at_en) = place(line_based, candidates[j].record);
                 problems.push(ImportProblem::new(
                     c.record,
                     "aliases",
-                    format!("Mã cũ {alias} của {code} trùng mã hiện hành của đơn vị ở bản ghi {at}. Cần làm: xóa mã cũ này khỏi {code}."),
-                    format!("Old code {alias} of {code} is the current code of the unit at record {at}. What to do: remove that old code from {code}."),
+                    format!("Mã cũ {alias} của {code} trùng mã hiện hành của đơn vị ở {at_vi}. Cần làm: xóa mã cũ này khỏi {code}."),
+                    format!("Old code {alias} of {code} is the current code of the unit at {at_en}. What to do: remove that old code from {code}."),
                 ));
                 continue;
             }
             if let Some(&j) = alias_claims.get(alias) {
-                let (other, at) = (&candidates[j].unit.code, candidates[j].record);
+                let other = &candidates[j].unit.code;
+                let (at_vi, at_en) = place(line_based, candidates[j].record);
                 problems.push(ImportProblem::new(
                     c.record,
                     "aliases",
-                    format!("Mã cũ {alias} đã được gán cho {other} ở bản ghi {at}; một mã cũ chỉ chuyển tới một đơn vị. Cần làm: giữ mã cũ ở một bản ghi."),
-                    format!("Old code {alias} is already given to {other} at record {at}; an old code routes to one unit only. What to do: keep it on one record."),
+                    format!("Mã cũ {alias} đã được gán cho {other} ở {at_vi}; một mã cũ chỉ chuyển tới một đơn vị. Cần làm: giữ mã cũ ở một bản ghi."),
+                    format!("Old code {alias} is already given to {other} at {at_en}; an old code routes to one unit only. What to do: keep it on one record."),
                 ));
                 continue;
             }
@@ -197,12 +199,13 @@ pub(crate) fn plan(
         let code = &c.unit.code;
         for fp in &c.unit.fingerprints {
             if let Some(&j) = fp_claims.get(fp) {
-                let (other, at) = (&candidates[j].unit.code, candidates[j].record);
+                let other = &candidates[j].unit.code;
+                let (at_vi, at_en) = place(line_based, candidates[j].record);
                 problems.push(ImportProblem::new(
                     c.record,
                     "fingerprints",
-                    format!("Dấu vân tay chứng thư {fp} đã gán cho {other} ở bản ghi {at}; mỗi chứng thư thuộc một đơn vị. Cần làm: kiểm tra lại chứng thư của {code}."),
-                    format!("Certificate fingerprint {fp} is already given to {other} at record {at}; a certificate belongs to one unit. What to do: check {code}'s certificate."),
+                    format!("Dấu vân tay chứng thư {fp} đã gán cho {other} ở {at_vi}; mỗi chứng thư thuộc một đơn vị. Cần làm: kiểm tra lại chứng thư của {code}."),
+                    format!("Certificate fingerprint {fp} is already given to {other} at {at_en}; a certificate belongs to one unit. What to do: check {code}'s certificate."),
                 ));
                 continue;
             }
@@ -467,6 +470,15 @@ fn index(unit: &Unit, inserts: &mut BTreeMap<Vec<u8>, Vec<u8>>) -> Result<(), St
     text.push_str(&fold::fold(&unit.name));
     inserts.insert(keys::one(keys::SEARCH, code), text.into_bytes());
     Ok(())
+}
+
+/// How a record is named in messages: a CSV line or a JSON record.
+fn place(line_based: bool, n: u64) -> (String, String) {
+    if line_based {
+        (format!("dòng {n}"), format!("line {n}"))
+    } else {
+        (format!("bản ghi {n}"), format!("record {n}"))
+    }
 }
 
 fn bad_group(record: u64, field: &str, name: &str) -> ImportProblem {
