@@ -120,6 +120,11 @@ impl KvTree {
         self.tree.range(start.to_vec()..).map(entry)
     }
 
+    /// Removes every entry (to rebuild a view from the event log). Durable after the next flush.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.tree.clear().map_err(db_err("clear"))
+    }
+
     /// Number of entries; walks the whole tree, so for tests and tools, not the message path.
     pub fn len(&self) -> usize {
         self.tree.len()
