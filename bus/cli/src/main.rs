@@ -5,6 +5,7 @@
 mod edxml_cmd;
 mod lang;
 mod trust_cmd;
+mod units_cmd;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ enum Command {
     Sign(trust_cmd::SignArgs),
     /// Kiểm tra chữ ký của gói tin. / Verify a package's signatures.
     Verify(trust_cmd::VerifyArgs),
+    /// Danh bạ đơn vị: nhập, liệt kê, xem. / The unit directory: import, list, show.
+    Units(units_cmd::UnitsArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Certs(cmd) => trust_cmd::run_certs(cmd, lang),
         Command::Sign(args) => trust_cmd::run_sign(args, lang),
         Command::Verify(args) => trust_cmd::run_verify(args, lang),
+        Command::Units(args) => units_cmd::run(args, lang),
     };
     match result {
         Ok(code) => code,
