@@ -413,3 +413,162 @@ pub fn revoke(
         .unwrap_or(0);
     crl(&ca, &ca_key, entries, number.saturating_add(1), now)
 }
+
+/// Issues a TLS server certificate under the CA `ca` (its `key_pem` must be the CA key) for the
+/// relay's HTTPS edge: EKU serverAuth only, a SAN entry per name (an IP address when the name
+/// parses as one, a DNS name otherwise), CN = the first name. The relay's signing certificate
+/// has no SAN, so HTTPS clients need this one.
+pub fn issue_tls_server(ca: &Issued, names: &[&str], now: i64) -> Result<Issued, Error> {
+    use openssl::x509::extension::SubjectAlternativeName;
+    let Some(first) = names.first() else {
+        return Err(Error::new(
+            "PKI_NO_SERVER_NAME",
+            "Chứng thư máy chủ TLS cần ít nhất một tên (ví dụ localhost hoặc 127.0.0.1).",
+            "A TLS server certificate needs at least one name (e.g. localhost or 127.0.0.1).",
+        ));
+    };
+    for n in names {
+        let ok = !n.is_empty()
+            && n.len() <= 253
+            && n.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | ':' | '*'));
+        if !ok {
+            return Err(Error::new(
+                "PKI_BAD_SERVER_NAME",
+                format!(
+                    "Tên máy chủ '{n}' không hợp lệ; dùng tên miền (chữ, số, '.', '-') hoặc địa chỉ IP."
+                ),
+                format!(
+                    "Server name '{n}' is invalid; use a DNS name (letters, digits, '.', '-') or an IP address."
+                ),
+            ));
+        }
+    }
+    let (ca_cert, ca_key) = load_ca(&ca.cert_pem, &ca.key_pem)?;
+    let key = new_key()?;
+    let subject = name(&[("CN", first), ("O", "Truc (dev only)")])?;
+    let err = c(
+        "tạo chứng thư máy chủ TLS",
+        "building the TLS server certificate",
+    );
+    let mut b = X509Builder::new().map_err(&err)?;
+    b.set_version(2).map_err(&err)?;
+    let sn = serial()?;
+    b.set_serial_number(&sn).map_err(&err)?;
+    b.set_subject_name(&subject).map_err(&err)?;
+    b.set_issuer_name(ca_cert.subject_name()).map_err(&err)?;
+    b.set_pubkey(&key).map_err(&err)?;
+    let nb = Asn1Time::from_unix(now - SKEW).map_err(&err)?;
+    let na = Asn1Time::from_unix(now + LEAF_DAYS * DAY).map_err(&err)?;
+    b.set_not_before(&nb).map_err(&err)?;
+    b.set_not_after(&na).map_err(&err)?;
+    b.append_extension(BasicConstraints::new().critical().build().map_err(&err)?)
+        .map_err(&err)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_encipherment()
+            .build()
+            .map_err(&err)?,
+    )
+    .map_err(&err)?;
+    b.append_extension(
+        ExtendedKeyUsage::new()
+            .server_auth()
+            .build()
+            .map_err(&err)?,
+    )
+    .map_err(&err)?;
+    let mut san = SubjectAlternativeName::new();
+    for n in names {
+        if n.parse::<std::net::IpAddr>().is_ok() {
+            san.ip(n);
+        } else {
+            san.dns(n);
+        }
+    }
+    let san = san
+        .build(&b.x509v3_context(Some(&ca_cert), None))
+        .map_err(&err)?;
+    b.append_extension(san).map_err(&err)?;
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(Some(&ca_cert), None))
+        .map_err(&err)?;
+    b.append_extension(ski).map_err(&err)?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(false)
+        .build(&b.x509v3_context(Some(&ca_cert), None))
+        .map_err(&err)?;
+    b.append_extension(aki).map_err(&err)?;
+    b.sign(&ca_key, MessageDigest::sha256()).map_err(&err)?;
+    issued(&b.build(), &key)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use openssl::x509::store::X509StoreBuilder;
+
+    #[test]
+    fn tls_server_certificate_verifies_for_its_names_only() {
+        let now = 1_800_000_000;
+        let pki = init(&[("000.00.00.G22", None)], now).unwrap();
+        let tls = issue_tls_server(&pki.ca, &["localhost", "127.0.0.1"], now).unwrap();
+        let cert = X509::from_pem(&tls.cert_pem).unwrap();
+        let ca = X509::from_pem(&pki.ca.cert_pem).unwrap();
+        assert_eq!(ca.issued(&cert), X509VerifyResult::OK, "signed by the CA");
+        assert!(
+            !crate::is_relay_certificate(&cert),
+            "a TLS certificate must not seal packages"
+        );
+        let sans: Vec<String> = cert
+            .subject_alt_names()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                g.dnsname()
+                    .map(str::to_owned)
+                    .or_else(|| g.ipaddress().map(|ip| format!("{ip:?}")))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(sans, ["localhost", "[127, 0, 0, 1]"]);
+
+        // openssl's own host and IP checks (what an HTTPS client runs) accept exactly these names.
+        let mut ctx = openssl::x509::X509StoreContext::new().unwrap();
+        let chain = openssl::stack::Stack::new().unwrap();
+        let mut check = |host: Option<&str>, ip: Option<&[u8]>| {
+            let mut param = openssl::x509::verify::X509VerifyParam::new().unwrap();
+            if let Some(h) = host {
+                param.set_host(h).unwrap();
+            }
+            if let Some(ip) = ip {
+                param
+                    .set_ip(std::net::IpAddr::from(<[u8; 4]>::try_from(ip).unwrap()))
+                    .unwrap();
+            }
+            param.set_time(now + 60);
+            param
+                .set_purpose(openssl::x509::X509PurposeId::SSL_SERVER)
+                .unwrap();
+            let mut store = X509StoreBuilder::new().unwrap();
+            store
+                .add_cert(X509::from_pem(&pki.ca.cert_pem).unwrap())
+                .unwrap();
+            store.set_param(&param).unwrap();
+            let store = store.build();
+            ctx.init(&store, &cert, &chain, |c| c.verify_cert())
+                .unwrap()
+        };
+        assert!(check(Some("localhost"), None));
+        assert!(check(None, Some(&[127, 0, 0, 1])));
+        assert!(!check(Some("example.org"), None));
+        assert!(!check(None, Some(&[10, 0, 0, 1])));
+
+        assert!(issue_tls_server(&pki.ca, &[], now).is_err());
+        assert!(issue_tls_server(&pki.ca, &["bad name"], now).is_err());
+    }
+}
