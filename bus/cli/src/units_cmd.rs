@@ -112,13 +112,16 @@ fn import(dir: &Directory, file: &Path, json: bool, lang: Lang) -> anyhow::Resul
             + &file.display().to_string()
     })?;
     let started = Instant::now();
-    // Drawn on stderr only when it is a terminal (indicatif hides it otherwise).
+    // Drawn on stderr only when it is a terminal (indicatif hides it otherwise). The position
+    // counts records checked; the one atomic write that follows takes most of a large import's
+    // time, so the spinner keeps ticking until it is done.
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+        indicatif::ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} {msg} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(lang.pick("đơn vị", "units").to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let result = dir.import(&bytes, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);

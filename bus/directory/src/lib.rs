@@ -308,8 +308,13 @@ impl Directory {
     /// reported at once, and nothing is written if there is any. Units in the file are created
     /// or replaced whole (old codes, groups and fingerprints they no longer list are dropped);
     /// units not in the file are left as they are. `progress(done, total)` is called as records
-    /// are prepared and once more, with `done == total`, when they are written. Durable after
-    /// [`Directory::flush`].
+    /// are checked and prepared, and once more, with `done == total`, when they are written.
+    /// Durable after [`Directory::flush`].
+    ///
+    /// The write is one atomic store batch (about 5 keys per unit); for 30,000 units it takes about
+    /// 2 s, during which the store serves no other reads or writes in this process (sled's batch
+    /// lock). Fine for the CLI and for an operator's occasional re-import; not something to call
+    /// per package.
     pub fn import(
         &self,
         bytes: &[u8],
