@@ -68,7 +68,8 @@ pub enum DirectoryError {
 }
 
 impl DirectoryError {
-    /// Stable machine code (snake_case; for store errors, the store's own code).
+    /// Stable machine code (snake_case). Every store failure is `store_unavailable` (the relay's
+    /// fault, worth retrying later); the store's own code is in the wrapped [`StoreError`].
     pub fn code(&self) -> &'static str {
         match self {
             DirectoryError::BadUnitCode { .. } => "bad_unit_code",
@@ -76,7 +77,7 @@ impl DirectoryError {
             DirectoryError::UnknownAddress { .. } => "unknown_recipient",
             DirectoryError::Import { .. } => "bad_import",
             DirectoryError::InvalidUnit { .. } => "invalid_unit",
-            DirectoryError::Store(e) => e.code(),
+            DirectoryError::Store(_) => "store_unavailable",
         }
     }
 
