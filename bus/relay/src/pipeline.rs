@@ -15,6 +15,17 @@ use crate::error::{Fault, Problem, RelayError};
 use crate::tracking::{Event, Header, ms};
 use crate::{Accepted, RecipientState, Relay};
 
+/// Longest subject kept in envelopes and tracking (the package itself keeps the whole text): a
+/// hostile megabyte subject must not be copied into every recipient's mailbox entry.
+const SUBJECT_CHARS: usize = 500;
+
+fn short(subject: &str) -> String {
+    match subject.char_indices().nth(SUBJECT_CHARS) {
+        Some((cut, _)) => format!("{}…", &subject[..cut]),
+        None => subject.to_owned(),
+    }
+}
+
 /// What the checks decided, before anything is written.
 struct Admitted {
     kind: MessageKind,
@@ -285,7 +296,7 @@ impl Relay {
                     doc_key: document_id.clone(),
                     document_id,
                     code,
-                    subject: doc.subject.clone().unwrap_or_default(),
+                    subject: short(doc.subject.as_deref().unwrap_or_default()),
                     recipients,
                     about: None,
                     status_code: None,

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use broker::Clock;
 use common::*;
+use edxml::Package;
 use relay::{PackageQuery, Role};
 
 #[tokio::test]
@@ -316,4 +317,26 @@ fn replace_between(text: &str, open: &str, close: &str, with: &str) -> String {
     let start = text.find(open).unwrap() + open.len();
     let end = text[start..].find(close).unwrap() + start;
     format!("{}{}{}", &text[..start], with, &text[end..])
+}
+
+#[tokio::test]
+async fn a_huge_subject_is_shortened_in_envelopes_but_kept_in_the_package() {
+    let bed = Bed::new();
+    let subject = "Trích yếu rất dài ".repeat(100);
+    let accepted = bed
+        .relay
+        .submit(A, &bed.sign(A, &document(A, &[B], "doc-long", &subject)))
+        .await
+        .unwrap();
+    let items = bed.relay.inbox(B, 10, Duration::ZERO).await.unwrap();
+    assert_eq!(items[0].subject.chars().count(), 501);
+    assert!(items[0].subject.ends_with('…'));
+    let body = bed.relay.package_body(B, &accepted.id).unwrap();
+    let Package::Document(doc) = edxml::read(&body, &edxml::Limits::default())
+        .unwrap()
+        .package
+    else {
+        panic!("a document")
+    };
+    assert_eq!(doc.subject.as_deref(), Some(subject.trim_end()));
 }
