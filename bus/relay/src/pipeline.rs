@@ -386,7 +386,7 @@ impl Relay {
         let mut out = Vec::new();
         for address in addresses {
             let units = self.inner.directory.expand(address).map_err(|e| {
-                if e.code() == "store_unavailable" {
+                if let directory::DirectoryError::Store(_) = e {
                     return RelayError::from(e);
                 }
                 RelayError::new(
@@ -403,6 +403,19 @@ impl Relay {
                     ),
                 )
             })?;
+            if units.is_empty() {
+                return Err(RelayError::new(
+                    "unknown_recipient",
+                    Fault::Recipient,
+                    422,
+                    format!(
+                        "Địa chỉ nơi nhận \"{address}\" không gồm đơn vị nào. Không gói tin nào được gửi đi; hãy sửa danh sách nơi nhận."
+                    ),
+                    format!(
+                        "Recipient address \"{address}\" names no unit. Nothing was sent; fix the recipient list."
+                    ),
+                ));
+            }
             for u in units {
                 if u.state == UnitState::Suspended {
                     return Err(RelayError::new(

@@ -255,6 +255,8 @@ async fn every_bad_input_class_is_refused_with_its_code_and_changes_nothing() {
     // Recipients the directory does not know or has suspended.
     let unknown = bed.sign(A, &document(A, &[B, "000.00.00.H77"], "doc-u", "x"));
     refused(&bed, A, &unknown, "unknown_recipient", 422).await;
+    let nobody = bed.sign(A, &document(A, &["children:000.00.00.H42"], "doc-n", "x"));
+    refused(&bed, A, &nobody, "unknown_recipient", 422).await;
     let suspended = bed.sign(A, &document(A, &[B, S], "doc-s", "x"));
     refused(&bed, A, &suspended, "recipient_suspended", 422).await;
 
