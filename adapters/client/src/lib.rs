@@ -579,3 +579,96 @@ impl Client {
         res.text().await.map_err(network)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn pki() -> dsig::pki::DevPki {
+        dsig::pki::init(&[("000.00.00.G22", None)], 1_800_000_000).unwrap()
+    }
+
+    fn identity(pki: &dsig::pki::DevPki) -> Identity {
+        Identity {
+            cert_pem: pki.units[0].1.cert_pem.clone(),
+            key_pem: pki.units[0].1.key_pem.clone(),
+        }
+    }
+
+    #[test]
+    fn unusable_settings_are_config_errors_that_do_not_retry() {
+        let pki = pki();
+        let id = identity(&pki);
+        for (url, trust, what) in [
+            ("not a url", pki.ca.cert_pem.as_slice(), "base url"),
+            ("ftp://relay:21", pki.ca.cert_pem.as_slice(), "base url"),
+            (
+                "https://relay:8443",
+                b"khong phai PEM".as_slice(),
+                "trust root",
+            ),
+        ] {
+            let err = Client::new(url, &id, trust).unwrap_err();
+            assert!(
+                matches!(&err, ClientError::Config { what: w, .. } if *w == what),
+                "{url}: {err:?}"
+            );
+            assert_eq!(err.code(), "client_config");
+            assert!(!err.retryable());
+            assert!(!err.message_vi().is_empty() && !err.message_en().is_empty());
+        }
+        let bad_key = Identity {
+            cert_pem: id.cert_pem.clone(),
+            key_pem: b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
+        };
+        assert!(matches!(
+            Client::new("https://relay:8443", &bad_key, &pki.ca.cert_pem),
+            Err(ClientError::Config {
+                what: "identity",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn ids_cannot_change_the_path() {
+        let pki = pki();
+        let c = Client::new(
+            "https://relay:8443/base/",
+            &identity(&pki),
+            &pki.ca.cert_pem,
+        )
+        .unwrap();
+        let url = c.url(&["v1", "inbox", "../../metrics?x=1#y", "ack"]);
+        assert_eq!(
+            url.as_str(),
+            "https://relay:8443/base/v1/inbox/..%2F..%2Fmetrics%3Fx=1%23y/ack"
+        );
+    }
+
+    #[test]
+    fn retryable_means_the_same_call_may_succeed_later() {
+        let api = |status: u16| ClientError::Api {
+            status,
+            code: "x".into(),
+            message: String::new(),
+            problems: Vec::new(),
+        };
+        for s in [500, 502, 503, 408, 429] {
+            assert!(api(s).retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 413, 422] {
+            assert!(!api(s).retryable(), "{s}");
+        }
+        let net = ClientError::Network {
+            detail: "connection refused".into(),
+            timeout: false,
+        };
+        assert!(net.retryable());
+        assert_eq!(net.code(), "network");
+        assert_eq!(api(403).code(), "x");
+        assert_eq!(api(403).status(), Some(403));
+    }
+}

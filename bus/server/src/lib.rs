@@ -30,6 +30,8 @@ pub use tls::TlsSettings;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client gets to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open connections at most; past that, new clients wait in the listen backlog until one ends.
+pub const MAX_CONNECTIONS: usize = 10_000;
 /// After shutdown is asked, how long in-flight requests get to finish before connections are
 /// dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -105,8 +107,14 @@ pub async fn serve(
     let app = routes::router_with(relay, stop_rx.clone());
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "relay HTTPS edge listening");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            s = slots.clone().acquire_owned() => s,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             r = listener.accept() => r,
@@ -116,7 +124,10 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let app = app.clone();
                 let stop = stop_rx.clone();
-                tokio::spawn(tls::connection(socket, peer, acceptor, app, stop));
+                tokio::spawn(async move {
+                    tls::connection(socket, peer, acceptor, app, stop).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off a little instead of spinning.

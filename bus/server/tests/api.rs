@@ -306,3 +306,33 @@ async fn shutdown_ends_waiting_long_polls_and_serve_returns() {
     // And nothing listens any more.
     assert!(bed.client(A).health().await.is_err());
 }
+
+#[tokio::test]
+async fn clients_that_never_finish_the_handshake_do_not_hold_up_others() {
+    let bed = Bed::new().await;
+    // Connections that send nothing, and one that sends garbage instead of a ClientHello.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(bed.addr).await.unwrap());
+    }
+    let mut garbage = tokio::net::TcpStream::connect(bed.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut garbage, b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    // A real unit is served meanwhile, over several requests.
+    let a = bed.client(A);
+    for _ in 0..3 {
+        assert_eq!(a.health().await.unwrap().status, "ok");
+        assert!(a.inbox(Duration::ZERO, 1).await.unwrap().is_empty());
+    }
+    // The plain-HTTP client got its connection closed, not an answer.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut garbage, &mut buf),
+    )
+    .await
+    .expect("closed promptly");
+    assert!(read.is_err() || !String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"));
+    drop(idle);
+}

@@ -3,7 +3,7 @@
 //! suspended unit (S). `U` has a certificate from the same CA but is not in the directory.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker::{AnyBroker, Clock, EmbeddedBroker, EmbeddedConfig, SystemClock};
@@ -25,6 +25,25 @@ pub const U: &str = "000.00.00.H77"; // certificate, but not in the directory
 
 pub fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// One dev PKI per test binary: RSA key generation is the slowest part of setting up a bed, and
+/// every bed only reads the PKI.
+pub fn shared_pki() -> &'static DevPki {
+    static PKI: OnceLock<DevPki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        dsig::pki::init(
+            &[
+                (A, Some("Bộ Nội vụ")),
+                (B, None),
+                (C, None),
+                (S, None),
+                (U, None),
+            ],
+            unix(SystemTime::now()),
+        )
+        .unwrap()
+    })
 }
 
 pub struct Options {
@@ -74,17 +93,7 @@ impl Bed {
     pub async fn with(opts: Options) -> Bed {
         let dir = tempfile::tempdir().unwrap();
         let now = unix(SystemTime::now());
-        let pki = dsig::pki::init(
-            &[
-                (A, Some("Bộ Nội vụ")),
-                (B, None),
-                (C, None),
-                (S, None),
-                (U, None),
-            ],
-            now,
-        )
-        .unwrap();
+        let pki = shared_pki().clone();
         let store = Store::open(dir.path()).unwrap();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let broker = EmbeddedBroker::open(
