@@ -236,6 +236,23 @@ pub fn org(code: &str) -> Organization {
 
 /// An unsigned document package from `from` to `to` with one attachment.
 pub fn document(from: &str, to: &[&str], document_id: &str, subject: &str) -> Vec<u8> {
+    document_with(
+        from,
+        to,
+        document_id,
+        subject,
+        b"%PDF-1.4 noi dung".to_vec(),
+    )
+}
+
+/// Like [`document`], with `attachment` as the attachment's bytes.
+pub fn document_with(
+    from: &str,
+    to: &[&str],
+    document_id: &str,
+    subject: &str,
+    attachment: Vec<u8>,
+) -> Vec<u8> {
     let doc = Document {
         from: org(from),
         to: to.iter().map(|t| org(t)).collect(),
@@ -250,7 +267,7 @@ pub fn document(from: &str, to: &[&str], document_id: &str, subject: &str) -> Ve
             name: Some("vanban.pdf".into()),
             description: None,
             content_type: Some("application/pdf".into()),
-            data: b"%PDF-1.4 noi dung".to_vec(),
+            data: attachment,
         }],
         ..Document::default()
     };
