@@ -295,8 +295,10 @@ async fn the_directory_answers_searches_and_lookups() {
 async fn shutdown_ends_waiting_long_polls_and_serve_returns() {
     let mut bed = Bed::new().await;
     let b = bed.client(B);
+    // Open the connection first, so the poll below is surely in flight when shutdown starts.
+    assert!(b.inbox(Duration::ZERO, 1).await.unwrap().is_empty());
     let poll = tokio::spawn(async move { b.inbox(Duration::from_secs(50), 10).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // serve returns only after the long-poll has been answered (in-flight requests finish).
     tokio::time::timeout(Duration::from_secs(20), bed.stop())
         .await
