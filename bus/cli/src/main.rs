@@ -2,8 +2,11 @@
 //! arguments, calls into a bus crate, and prints. No format or protocol logic
 //! lives here.
 
+mod config;
 mod edxml_cmd;
 mod lang;
+mod serve_cmd;
+mod track_cmd;
 mod trust_cmd;
 mod units_cmd;
 
@@ -37,6 +40,11 @@ enum Command {
     Verify(trust_cmd::VerifyArgs),
     /// Danh bạ đơn vị: nhập, liệt kê, xem. / The unit directory: import, list, show.
     Units(units_cmd::UnitsArgs),
+    /// Chạy trục (HTTPS) đến khi Ctrl-C/SIGTERM. / Run the relay (HTTPS) until Ctrl-C/SIGTERM.
+    Serve(serve_cmd::ServeArgs),
+    /// Theo dõi một gói tin theo từng nơi nhận; dựng lại bảng theo dõi. / Track a package per
+    /// recipient; rebuild the tracking views.
+    Track(track_cmd::TrackArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +56,8 @@ fn main() -> ExitCode {
         Command::Sign(args) => trust_cmd::run_sign(args, lang),
         Command::Verify(args) => trust_cmd::run_verify(args, lang),
         Command::Units(args) => units_cmd::run(args, lang),
+        Command::Serve(args) => serve_cmd::run(args, lang),
+        Command::Track(args) => track_cmd::run(args, lang),
     };
     match result {
         Ok(code) => code,
