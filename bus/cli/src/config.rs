@@ -1041,6 +1041,7 @@ mod tests {
             config, expected,
             "the example's values differ from the defaults"
         );
+        assert_eq!(config.http.listen, HttpSection::default().listen);
         assert!(config.has_certificates());
     }
 

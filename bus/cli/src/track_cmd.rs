@@ -80,7 +80,7 @@ pub fn run(args: TrackArgs, lang: Lang) -> anyhow::Result<ExitCode> {
 }
 
 fn local(data: &Path, id: &str, json: bool, lang: Lang) -> anyhow::Result<ExitCode> {
-    let relay = open(data, lang, true)?;
+    let relay = open(data, lang)?;
     match relay.tracking_any(id) {
         Ok(t) => {
             if json {
@@ -121,7 +121,7 @@ fn unit_name(relay: &Relay, code: &str) -> Option<String> {
 }
 
 fn rebuild(data: &Path, lang: Lang) -> anyhow::Result<ExitCode> {
-    let relay = open(data, lang, true)?;
+    let relay = open(data, lang)?;
     let started = Instant::now();
     // A spinner on stderr (drawn only on a terminal) and, always, one line saying what runs.
     eprintln!(
@@ -157,8 +157,8 @@ fn relay_err(e: &RelayError, lang: Lang) -> anyhow::Error {
 }
 
 /// Opens the relay over the store in `data` for reading tracking (no network, no sealing).
-fn open(data: &Path, lang: Lang, must_exist: bool) -> anyhow::Result<Relay> {
-    if must_exist && !data.join("db").exists() {
+fn open(data: &Path, lang: Lang) -> anyhow::Result<Relay> {
+    if !data.join("db").exists() {
         anyhow::bail!(
             "{}",
             lang.pick(
@@ -436,4 +436,121 @@ fn read(path: &Path, lang: Lang) -> anyhow::Result<Vec<u8>> {
             path.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(
+        at: &str,
+        state: &str,
+        code: Option<&str>,
+        description: Option<&str>,
+    ) -> relay::TrackEvent {
+        relay::TrackEvent {
+            at: at.into(),
+            state: state.into(),
+            status_code: code.map(Into::into),
+            description: description.map(Into::into),
+        }
+    }
+
+    fn tracking() -> Tracking {
+        Tracking {
+            id: "p1".into(),
+            kind: broker::MessageKind::Package,
+            document_id: "000.00.00.G22,2024/05/02,12/VPCP-TH".into(),
+            code: Some("12/VPCP-TH".into()),
+            from: "000.00.00.G22".into(),
+            subject: "Về việc thử nghiệm".into(),
+            accepted_at: "2024-05-02T01:00:00.000Z".into(),
+            status_code: None,
+            about: None,
+            recipients: vec![
+                relay::RecipientTrack {
+                    unit: "000.00.00.H41".into(),
+                    state: "rejected".into(),
+                    delivered: true,
+                    events: vec![
+                        step("2024-05-02T01:00:00.000Z", "queued", None, None),
+                        step("2024-05-02T01:00:05.000Z", "delivered", None, None),
+                        step(
+                            "2024-05-02T02:00:00.000Z",
+                            "rejected",
+                            Some("02"),
+                            Some("Gửi nhầm nơi nhận"),
+                        ),
+                    ],
+                },
+                relay::RecipientTrack {
+                    unit: "000.00.00.H42".into(),
+                    state: "queued".into(),
+                    delivered: false,
+                    events: vec![step("2024-05-02T01:00:00.000Z", "queued", None, None)],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_timeline_shows_header_each_recipient_and_each_step_with_code_and_reason() {
+        let names =
+            |code: &str| (code == "000.00.00.H41").then(|| "UBND tỉnh Khánh Hòa".to_owned());
+        let vi = render(&tracking(), &names, Lang::Vi);
+        let lines: Vec<&str> = vi.lines().collect();
+        assert_eq!(lines[0], "Gói tin p1 (văn bản)");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("  Số, ký hiệu ") && l.ends_with(" 12/VPCP-TH")),
+            "{vi}"
+        );
+        assert!(vi.contains("Nơi nhận (2):"), "{vi}");
+        assert!(
+            vi.contains("  000.00.00.H41 (UBND tỉnh Khánh Hòa)  — bị từ chối / trả lại (02)\n"),
+            "{vi}"
+        );
+        assert!(
+            vi.contains(
+                "    2024-05-02T02:00:00.000Z  bị từ chối / trả lại (02): Gửi nhầm nơi nhận\n"
+            ),
+            "{vi}"
+        );
+        assert!(vi.contains("  000.00.00.H42  — chờ nhận\n"), "{vi}");
+
+        let en = render(&tracking(), &|_| None, Lang::En);
+        assert!(en.contains("Number/notation"), "{en}");
+        assert!(
+            en.contains("    2024-05-02T01:00:05.000Z  delivered to the unit\n"),
+            "{en}"
+        );
+        assert!(
+            en.contains("rejected / returned (02): Gửi nhầm nơi nhận"),
+            "{en}"
+        );
+    }
+
+    #[test]
+    fn every_state_the_relay_names_has_a_label_in_both_languages() {
+        // The states relay's tracking gives status codes (relay::tracking::state_of_status).
+        for (code, state) in [
+            ("01", "arrived"),
+            ("02", "rejected"),
+            ("03", "registered"),
+            ("04", "assigned"),
+            ("05", "processing"),
+            ("06", "completed"),
+            ("13", "withdrawal_requested"),
+            ("15", "withdrawn"),
+            ("16", "withdrawal_refused"),
+        ] {
+            for lang in [Lang::Vi, Lang::En] {
+                let label = state_label(state, lang);
+                assert_ne!(label, state, "{code} has no {lang:?} label");
+                assert!(label.contains(code), "{label} names the code {code}");
+            }
+        }
+        assert_eq!(state_label("status_99", Lang::Vi), "status_99");
+    }
 }
