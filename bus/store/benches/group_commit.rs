@@ -2,7 +2,12 @@
 //! `flush()`. Prints appends/s (each one durable before its writer goes on) and fsyncs/s.
 //!
 //! Then N concurrent writers each archiving a distinct 10 KB package (`spawn_blocking`) and
-//! awaiting `flush()` (which fsyncs the archive folders), since every accepted package costs one put before the sender hears "accepted".
+//! awaiting `flush()` (which fsyncs the archive segments written since the last round, then
+//! indexes them), since every accepted package costs one put before the sender hears "accepted".
+//!
+//! Last, one 100 MB package: put, flush, get, while another thread keeps putting and flushing
+//! 10 KB packages (their slowest put + flush, alone and beside the big one, shows whether the big
+//! put holds up the small ones' acceptance).
 //!
 //! `cargo bench -p store` (env `STORE_BENCH_SECS`, default 3 s per writer count).
 
@@ -80,6 +85,7 @@ fn main() {
         );
     }
     archive_puts(&rt, secs);
+    large_package(&rt);
 }
 
 fn archive_puts(rt: &tokio::runtime::Runtime, secs: u64) {
@@ -128,4 +134,57 @@ fn archive_puts(rt: &tokio::runtime::Runtime, secs: u64) {
             rounds as f64 / elapsed
         );
     }
+}
+
+fn large_package(rt: &tokio::runtime::Runtime) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let big: Vec<u8> = (0..100 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    // 0: small puts alone (a baseline for the slowest one), 1: beside the big put, 2: stop.
+    let phase = Arc::new(AtomicU64::new(0));
+    let small = {
+        let store = store.clone();
+        let phase = Arc::clone(&phase);
+        let handle = rt.handle().clone();
+        std::thread::spawn(move || {
+            let (mut n, mut slowest) = ([0u64; 2], [Duration::ZERO; 2]);
+            loop {
+                let p = phase.load(Ordering::Relaxed) as usize;
+                if p > 1 {
+                    break;
+                }
+                let mut body = vec![b's'; 10 * 1024];
+                body[..8].copy_from_slice(&(n[0] + n[1]).to_be_bytes());
+                let t = Instant::now();
+                store.archive().put(&body).unwrap();
+                handle.block_on(store.flush()).unwrap();
+                slowest[p] = slowest[p].max(t.elapsed());
+                n[p] += 1;
+            }
+            (n, slowest)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    phase.store(1, Ordering::Relaxed);
+    let t = Instant::now();
+    let digest = store.archive().put(&big).unwrap();
+    let put = t.elapsed();
+    let t = Instant::now();
+    rt.block_on(store.flush()).unwrap();
+    let flush = t.elapsed();
+    phase.store(2, Ordering::Relaxed);
+    let t = Instant::now();
+    let back = store.archive().get(&digest).unwrap().unwrap();
+    let get = t.elapsed();
+    let (n, slowest) = small.join().unwrap();
+    assert_eq!(back.len(), big.len());
+    println!(
+        "100 MB package: put {put:.0?} (hash + append + fsync), flush {flush:.0?}, get {get:.0?} (read + check)"
+    );
+    println!(
+        "  10 KB put + flush from another thread: alone for 1 s {} times, slowest {:.1?}; during the big put + flush {} times, slowest {:.1?}",
+        n[0], slowest[0], n[1], slowest[1]
+    );
 }

@@ -21,16 +21,23 @@ pub enum StoreError {
     /// A read or write of the database failed.
     #[error("store.db: database operation `{op}` failed: {detail}")]
     Db { op: &'static str, detail: String },
-    /// Reading or writing an archived package failed.
+    /// Reading or writing an archive segment (or the archive folder) failed.
     #[error("store.archive_io: archive file {path}: {source}")]
     ArchiveIo {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// An archived package no longer has the digest it was stored under.
-    #[error("store.archive_corrupt: archive file {path} does not match its digest {digest}")]
-    ArchiveCorrupt { path: PathBuf, digest: String },
+    /// An archived package no longer has the digest it was stored under (its record in the
+    /// segment `path` at `offset` is damaged or cut short).
+    #[error(
+        "store.archive_corrupt: the package {digest} stored at offset {offset} of archive segment {path} does not match its digest"
+    )]
+    ArchiveCorrupt {
+        path: PathBuf,
+        offset: u64,
+        digest: String,
+    },
     /// A record in the event log or a tree cannot be encoded or decoded.
     #[error("store.record: record {what} cannot be encoded/decoded: {detail}")]
     Record { what: String, detail: String },
@@ -80,7 +87,7 @@ impl StoreError {
                 "check free disk space and the disk's health, then retry"
             }
             StoreError::ArchiveCorrupt { .. } => {
-                "the disk has altered an archived package: restore that file from backup and check the disk"
+                "the disk has altered an archived package: restore that segment file from a backup taken after the package was stored (segments are append-only, so a later copy holds the same bytes at the same offset) and check the disk"
             }
             StoreError::Record { .. } => {
                 "the stored data was written by an incompatible version: report this to the relay maintainers"
@@ -109,8 +116,12 @@ impl StoreError {
                 "Lỗi đọc/ghi tệp lưu trữ {}: {source}. Cần làm: kiểm tra dung lượng và tình trạng ổ đĩa rồi thử lại.",
                 path.display()
             ),
-            StoreError::ArchiveCorrupt { path, digest } => format!(
-                "Tệp lưu trữ {} không còn khớp mã băm {digest}. Cần làm: khôi phục tệp này từ bản sao lưu và kiểm tra ổ đĩa.",
+            StoreError::ArchiveCorrupt {
+                path,
+                offset,
+                digest,
+            } => format!(
+                "Gói tin {digest} lưu ở vị trí {offset} của tệp phân đoạn lưu trữ {} không còn khớp mã băm. Cần làm: khôi phục tệp phân đoạn này từ một bản sao lưu được tạo sau khi gói tin được lưu (phân đoạn chỉ được ghi thêm nên bản sao sau vẫn giữ nguyên các byte đó ở cùng vị trí) và kiểm tra ổ đĩa.",
                 path.display()
             ),
             StoreError::Record { what, detail } => format!(

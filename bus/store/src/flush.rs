@@ -1,5 +1,6 @@
 //! Group commit: one background thread turns many `flush().await` calls into few fsyncs. A round
-//! fsyncs the archive folders changed by puts, then flushes the database.
+//! fsyncs the archive segments written since the last round and indexes their records
+//! (`archive::Shared::commit`), then flushes the database.
 //!
 //! Rule: a flush round that *starts* after a caller asked covers every write the caller issued
 //! before asking. So a caller waits for round `started + 1` (the next round to start); while a
@@ -14,7 +15,7 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 use crate::StoreError;
-use crate::archive::{DirtyDirs, sync_dirty_dirs};
+use crate::archive::Shared as ArchiveShared;
 
 #[derive(Debug, Default)]
 struct Requests {
@@ -52,7 +53,10 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    pub(crate) fn start(db: sled::Db, dirs: DirtyDirs) -> Result<Flusher, std::io::Error> {
+    pub(crate) fn start(
+        db: sled::Db,
+        archive: Arc<ArchiveShared>,
+    ) -> Result<Flusher, std::io::Error> {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
@@ -62,7 +66,7 @@ impl Flusher {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("store-flusher".into())
-            .spawn(move || run(db, dirs, thread_shared, tx))?;
+            .spawn(move || run(db, archive, thread_shared, tx))?;
         Ok(Flusher {
             shared,
             completed: rx,
@@ -103,7 +107,12 @@ impl Flusher {
     }
 }
 
-fn run(db: sled::Db, dirs: DirtyDirs, shared: Arc<Shared>, tx: watch::Sender<Completed>) {
+fn run(
+    db: sled::Db,
+    archive: Arc<ArchiveShared>,
+    shared: Arc<Shared>,
+    tx: watch::Sender<Completed>,
+) {
     loop {
         let (round, last) = {
             let mut r = shared
@@ -117,8 +126,10 @@ fn run(db: sled::Db, dirs: DirtyDirs, shared: Arc<Shared>, tx: watch::Sender<Com
             r.started += 1;
             (r.started, r.shutdown)
         };
-        // Archive folders first: an event naming a package is never durable before the package.
-        let result = sync_dirty_dirs(&dirs)
+        // Archive first: an index entry (or an event naming a package) is never durable before
+        // the package's bytes.
+        let result = archive
+            .commit()
             .map_err(|e| e.to_string())
             .and_then(|()| db.flush().map(drop).map_err(|e| e.to_string()));
         shared.fsyncs.fetch_add(1, Ordering::Relaxed);

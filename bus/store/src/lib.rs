@@ -1,8 +1,12 @@
 //! `store` owns Trục's durable state on one machine: the **archive** (each accepted package once,
-//! as a file named by its SHA-256), the append-only **event log** that tracking folds over, and
-//! **named key-value trees** for views, indexes and (in embedded mode) the broker's mailboxes.
-//! Durability is explicit: writes become durable at the next [`Store::flush`], which is a group
-//! commit (concurrent callers share one fsync).
+//! by its SHA-256, appended to large segment files with an index in sled; see [`Archive`]), the
+//! append-only **event log** that tracking folds over, and **named key-value trees** for views,
+//! indexes and (in embedded mode) the broker's mailboxes. Durability is explicit: writes become
+//! durable at the next [`Store::flush`], which is a group commit (concurrent callers share one
+//! round: the archive segments written since the last round are fsynced, then their index entries
+//! and everything else in the database are flushed, so nothing durable points at bytes that are
+//! not). Small writes never fsync on their own; a large package's segment is fsynced by its put
+//! (see [`Archive`]).
 //!
 //! It is the only crate that knows sled (0.34, behind this narrow interface so it can be replaced
 //! if the kill -9 tests ever fail on it). It knows nothing of edXML, signatures, units, HTTP or
@@ -21,7 +25,7 @@ mod tree;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use archive::{Archive, BadDigest, Digest};
+pub use archive::{Archive, ArchiveProblem, ArchiveReport, BadDigest, Digest, Located};
 pub use error::StoreError;
 pub use events::{EventLog, Seq};
 pub use tree::{Batch, Entry, KvTree};
@@ -35,12 +39,20 @@ pub struct StoreOptions {
     /// sled's page cache, in bytes. sled's own default (1 GiB) alone would break the relay's
     /// 1 GiB RSS budget; 256 MiB is the default here.
     pub cache_bytes: u64,
+    /// Size past which the archive starts a new segment file (default 256 MiB). A package larger
+    /// than this gets a segment of its own.
+    pub segment_bytes: u64,
+    /// A package at least this large (default 8 MiB) gets a segment file of its own, written and
+    /// fsynced by the putting thread, so it does not hold up the small puts and flushes beside it.
+    pub large_package_bytes: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
+            segment_bytes: 256 * 1024 * 1024,
+            large_package_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -55,7 +67,7 @@ pub struct Store {
 struct Inner {
     /// The store directory given to `open`.
     dir: PathBuf,
-    /// The package files under `<dir>/archive`.
+    /// The segment files under `<dir>/archive`, indexed in the `__archive` tree.
     archive: Archive,
     /// sled's tree holding the event log (`__events`, keys = big-endian seq).
     events: sled::Tree,
@@ -84,15 +96,22 @@ impl Store {
         })?;
         let db_path = dir.join("db");
         let db = open_db(&db_path, options.cache_bytes)?;
-        let archive = Archive::open(dir.join("archive"))?;
+        let index = db
+            .open_tree(archive::INDEX_TREE)
+            .map_err(db_err("open_tree"))?;
+        let archive = Archive::open(
+            dir.join("archive"),
+            index,
+            options.segment_bytes,
+            options.large_package_bytes,
+        )?;
         let events = db.open_tree(EVENTS_TREE).map_err(db_err("open_tree"))?;
         let next_seq = Arc::new(Mutex::new(events::next_seq(&events)?));
-        let flusher = Flusher::start(db.clone(), archive.dirty_dirs()).map_err(|source| {
-            StoreError::Open {
+        let flusher =
+            Flusher::start(db.clone(), archive.shared()).map_err(|source| StoreError::Open {
                 path: dir.clone(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 dir,
@@ -110,8 +129,8 @@ impl Store {
         &self.inner.dir
     }
 
-    /// The package archive (blocking file I/O: use from `spawn_blocking`; a put is durable after
-    /// the next [`Store::flush`]).
+    /// The package archive (blocking file I/O: use from `spawn_blocking`; a put is readable at
+    /// once and durable after the next [`Store::flush`]).
     pub fn archive(&self) -> &Archive {
         &self.inner.archive
     }

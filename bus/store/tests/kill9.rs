@@ -1,6 +1,10 @@
 //! kill -9 test: a child process appends events, archives packages and flushes, printing every
 //! acknowledged write; the parent SIGKILLs it at random moments, reopens the store and checks that
-//! every acknowledged write is present and intact and that the store opens cleanly every time.
+//! every acknowledged write is present and intact, that every archive segment walks cleanly
+//! (`Archive::verify`: torn tails were cut off at open) and that the store opens cleanly every time.
+//! Archive segments are kept small (32 KiB) and the large-package threshold low (4 KiB), so kills
+//! land around segment rollovers and large writes too, and the writers also archive the same
+//! bytes concurrently (dedup under a crash).
 //!
 //! Runs itself as the child when `STORE_KILL9_CHILD=<dir>` is set. Rounds: `STORE_KILL9_ROUNDS`
 //! (default 20). Seed: `STORE_KILL9_SEED` (printed, for replaying a failure).
@@ -13,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use store::{Digest, Store};
+use store::{Digest, Store, StoreOptions};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Record {
@@ -27,12 +31,27 @@ fn body(round: u32, n: u64) -> String {
     format!("{round}:{n}:").repeat(1 + (n % 40) as usize)
 }
 
+/// A distinct package, from a few hundred bytes to about 8 KB.
 fn package(round: u32, n: u64) -> Vec<u8> {
     format!(
         "<edXML round=\"{round}\" n=\"{n}\">{}</edXML>",
-        body(round, n)
+        body(round, n).repeat(1 + (n % 20) as usize)
     )
     .into_bytes()
+}
+
+/// A package every writer archives (the same bytes, at about the same time).
+fn shared_package(round: u32, k: u64) -> Vec<u8> {
+    format!("<edXML round=\"{round}\" shared=\"{k}\"/>").into_bytes()
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        segment_bytes: 32 * 1024,
+        // The biggest packages take the large path (a segment of their own, no writer lock).
+        large_package_bytes: 4 * 1024,
+        ..StoreOptions::default()
+    }
 }
 
 fn main() {
@@ -49,7 +68,8 @@ fn main() {
     parent();
 }
 
-/// Four writers, each: append a record (and every 8th time archive a package), flush, print.
+/// Four writers, each: append a record (every 2nd time also archive a distinct package, every
+/// 4th time also a package all writers share), flush, print.
 fn child(dir: &str, round: u32) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -57,7 +77,7 @@ fn child(dir: &str, round: u32) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = Store::open(dir).unwrap();
+        let store = Store::open_with(dir, options()).unwrap();
         println!("OPEN");
         let mut tasks = Vec::new();
         for w in 0..4u64 {
@@ -72,24 +92,19 @@ fn child(dir: &str, round: u32) {
                         body: body(round, n),
                     };
                     let seq = log.append(&rec).unwrap();
-                    let digest = if n % 8 == 0 {
-                        let store = store.clone();
-                        Some(
-                            tokio::task::spawn_blocking(move || {
-                                store.archive().put(&package(round, n))
-                            })
-                            .await
-                            .unwrap()
-                            .unwrap(),
-                        )
-                    } else {
-                        None
-                    };
+                    let s = store.clone();
+                    let (digest, shared) = tokio::task::spawn_blocking(move || {
+                        let digest =
+                            (n % 2 == 0).then(|| s.archive().put(&package(round, n)).unwrap());
+                        let shared = (i % 4 == 0)
+                            .then(|| s.archive().put(&shared_package(round, i / 4)).unwrap());
+                        (digest, shared)
+                    })
+                    .await
+                    .unwrap();
                     store.flush().await.unwrap();
-                    match digest {
-                        Some(d) => println!("ACK {seq} {n} {d}"),
-                        None => println!("ACK {seq} {n} -"),
-                    }
+                    let show = |d: Option<Digest>| d.map_or("-".to_owned(), |d| d.to_hex());
+                    println!("ACK {seq} {n} {} {}", show(digest), show(shared));
                 }
             }));
         }
@@ -121,6 +136,8 @@ fn parent() {
     let dir = tmp.path().join("store");
     // (round, n) -> (seq, archived digest) for every write the child was told is durable.
     let mut acked: BTreeMap<(u32, u64), (u64, Option<Digest>)> = BTreeMap::new();
+    // Shared packages acknowledged: digest -> (round, k).
+    let mut acked_shared: BTreeMap<Digest, (u32, u64)> = BTreeMap::new();
     let exe = std::env::current_exe().unwrap();
     for round in 0..rounds {
         let mut child = Command::new(&exe)
@@ -155,10 +172,14 @@ fn parent() {
             let n: u64 = parts[2].parse().unwrap();
             let digest = (parts[3] != "-").then(|| parts[3].parse::<Digest>().unwrap());
             acked.insert((round, n), (seq, digest));
+            if parts[4] != "-" {
+                let k = n / 4 / 4; // i = (n - w) / 4, k = i / 4
+                acked_shared.insert(parts[4].parse::<Digest>().unwrap(), (round, k));
+            }
             new += 1;
         }
         // Reopen: must open cleanly and hold every acknowledged write of every round so far.
-        let store = Store::open(&dir)
+        let store = Store::open_with(&dir, options())
             .unwrap_or_else(|e| panic!("round {round}: store did not reopen: {e}"));
         let log = store.events::<Record>();
         let mut found = BTreeMap::new();
@@ -193,9 +214,31 @@ fn parent() {
                 );
             }
         }
+        for (d, (r, k)) in &acked_shared {
+            let bytes = store
+                .archive()
+                .get(d)
+                .unwrap_or_else(|e| panic!("round {round}: shared archive {d}: {e}"));
+            assert_eq!(
+                bytes,
+                Some(shared_package(*r, *k)),
+                "round {round}: shared package {d} lost"
+            );
+        }
+        let report = store
+            .archive()
+            .verify()
+            .unwrap_or_else(|e| panic!("round {round}: archive verify: {e}"));
+        assert_eq!(
+            report.problems,
+            vec![],
+            "round {round}: archive segments damaged after reopen"
+        );
         println!(
-            "round {round:2}: killed after {delay:3} ms, {new:5} new acknowledged writes, {:6} records in log, all present",
-            found.len()
+            "round {round:2}: killed after {delay:3} ms, {new:5} new acknowledged writes, {:6} records in log, {:5} packages in {:3} segments, all present",
+            found.len(),
+            report.records,
+            report.segments
         );
         drop(log);
         drop(store);

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde::{Deserialize, Serialize};
-use store::{Batch, Digest, Store, StoreError};
+use store::{Batch, Digest, Store, StoreError, StoreOptions};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Event {
@@ -61,23 +61,30 @@ fn archive_returns_what_was_put_under_its_sha256() {
         digest.to_hex(),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
+    // Readable at once, before any flush.
+    assert!(store.archive().contains(&digest));
     assert_eq!(store.archive().get(&digest).unwrap(), Some(package));
-    let hex = digest.to_hex();
-    let path = store.archive().path(&digest);
-    assert!(path.ends_with(format!("archive/{}/{}/{hex}", &hex[0..2], &hex[2..4])));
-    assert!(path.is_file());
+    let at = store.archive().locate(&digest).unwrap().unwrap();
+    assert!(at.path.ends_with("archive/seg-000001.dat"), "{at:?}");
+    assert_eq!((at.offset, at.len), (48, 3));
 }
 
 #[test]
-fn archive_file_can_be_checked_with_sha256sum_semantics() {
-    // The file on disk is the package byte for byte, so an auditor's own tools apply.
+fn an_auditor_can_cut_a_package_out_of_its_segment_with_plain_reads() {
+    // locate() names file, offset and length, so `dd … | sha256sum` (or any tool) can check it.
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
+    store.archive().put(b"a package before it").unwrap();
     let package: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let digest = store.archive().put(&package).unwrap();
+    let at = store.archive().locate(&digest).unwrap().unwrap();
+    let segment = std::fs::read(&at.path).unwrap();
+    let cut = &segment[at.offset as usize..(at.offset + at.len) as usize];
+    assert_eq!(cut, &package[..]);
+    assert_eq!(Digest::of(cut), digest);
     assert_eq!(
-        std::fs::read(store.archive().path(&digest)).unwrap(),
-        package
+        store.archive().locate(&Digest::of(b"absent")).unwrap(),
+        None
     );
 }
 
@@ -86,27 +93,266 @@ fn storing_the_same_package_twice_stores_it_once() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
     let a = store.archive().put(b"same bytes").unwrap();
+    let size_once = archive_bytes(tmp.path());
     let b = store.archive().put(b"same bytes").unwrap();
-    let c = store.archive().put(b"other bytes").unwrap();
     assert_eq!(a, b);
+    assert_eq!(archive_bytes(tmp.path()), size_once, "stored twice");
+    let c = store.archive().put(b"other bytes").unwrap();
     assert_ne!(a, c);
-    let files = walk_files(&tmp.path().join("archive"));
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(
+        archive_bytes(tmp.path()),
+        size_once + record_len(b"other bytes".len())
+    );
+    assert_eq!(size_once, record_len(b"same bytes".len()));
 }
 
-#[test]
-fn archive_get_of_unknown_digest_is_none_and_a_damaged_file_is_reported() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_of_the_same_and_different_bytes_store_each_once_and_lose_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let shared: Vec<Vec<u8>> = (0..40).map(|i| package_of(i, 3000)).collect();
+    let threads = 8;
+    let per_thread = 30;
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let store = store.clone();
+        let shared = shared.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            for i in 0..per_thread {
+                // Same bytes as every other thread, in a different order per thread.
+                let s = &shared[(i * 7 + t * 3) % shared.len()];
+                assert_eq!(store.archive().put(s).unwrap(), Digest::of(s));
+                let own = package_of(1000 + t * per_thread + i, 2000 + i * 10);
+                assert_eq!(store.archive().put(&own).unwrap(), Digest::of(&own));
+                mine.push(own);
+            }
+            mine
+        }));
+    }
+    let mut all = shared.clone();
+    for h in handles {
+        all.extend(h.join().unwrap());
+    }
+    // shared[(i*7 + t*3) % 40] for 8 threads x 30 puts covers every shared package.
+    let unique: u64 = all.iter().map(|p| record_len(p.len())).sum();
+    assert_eq!(archive_bytes(tmp.path()), unique, "something stored twice");
+    store.flush().await.unwrap();
+    drop(store);
+    let store = Store::open(tmp.path()).unwrap();
+    for p in &all {
+        assert_eq!(
+            store.archive().get(&Digest::of(p)).unwrap().as_ref(),
+            Some(p)
+        );
+    }
+    let report = store.archive().verify().unwrap();
+    assert_eq!(report.problems, vec![]);
+    assert_eq!(report.records, all.len() as u64);
+}
+
+#[tokio::test]
+async fn a_changed_byte_in_a_segment_is_reported_as_archive_corrupt_and_by_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
     assert_eq!(
         store.archive().get(&Digest::of(b"never stored")).unwrap(),
         None
     );
-    let d = store.archive().put(b"original").unwrap();
-    std::fs::write(store.archive().path(&d), b"tampered").unwrap();
+    let first = store.archive().put(b"first package").unwrap();
+    let d = store.archive().put(b"original package").unwrap();
+    store.flush().await.unwrap();
+    let at = store.archive().locate(&d).unwrap().unwrap();
+    flip_byte(&at.path, at.offset + 3);
     let err = store.archive().get(&d).unwrap_err();
-    assert!(matches!(err, StoreError::ArchiveCorrupt { .. }));
     assert_eq!(err.code(), "store.archive_corrupt");
+    match &err {
+        StoreError::ArchiveCorrupt {
+            path,
+            offset,
+            digest,
+        } => {
+            assert_eq!(path, &at.path);
+            assert_eq!(*offset, at.offset - 48, "offset of the record");
+            assert_eq!(digest, &d.to_hex());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.message_vi().contains(&d.to_hex()));
+    assert!(err.message_en().contains("restore that segment"));
+    // The neighbour is untouched.
+    assert_eq!(
+        store.archive().get(&first).unwrap(),
+        Some(b"first package".to_vec())
+    );
+    let report = store.archive().verify().unwrap();
+    assert_eq!(report.records, 1);
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert_eq!(report.problems[0].offset, at.offset - 48);
+    assert!(report.problems[0].what.contains("does not match"));
+
+    // A damaged header is caught too.
+    let at_first = store.archive().locate(&first).unwrap().unwrap();
+    flip_byte(&at_first.path, at_first.offset - 48);
+    let err = store.archive().get(&first).unwrap_err();
+    assert_eq!(err.code(), "store.archive_corrupt");
+}
+
+#[tokio::test]
+async fn segments_roll_over_at_the_configured_size_and_read_back_after_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        segment_bytes: 4096,
+        ..StoreOptions::default()
+    };
+    let small: Vec<Vec<u8>> = (0..10).map(|i| package_of(i, 1500)).collect();
+    let big = package_of(99, 10_000);
+    {
+        let store = Store::open_with(tmp.path(), options.clone()).unwrap();
+        for p in &small[..5] {
+            store.archive().put(p).unwrap();
+        }
+        // Larger than a segment: gets one of its own.
+        store.archive().put(&big).unwrap();
+        for p in &small[5..] {
+            store.archive().put(p).unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    let segments = segment_sizes(tmp.path());
+    // 1548-byte records, two per 4096-byte segment: 2+2+1 | big | 2+2+1.
+    assert_eq!(
+        segments,
+        vec![3096, 3096, 1548, 10_048, 3096, 3096, 1548],
+        "{segments:?}"
+    );
+    let store = Store::open_with(tmp.path(), options).unwrap();
+    for p in small.iter().chain([&big]) {
+        assert_eq!(
+            store.archive().get(&Digest::of(p)).unwrap().as_ref(),
+            Some(p)
+        );
+    }
+    let report = store.archive().verify().unwrap();
+    assert_eq!((report.segments, report.records), (7, 11));
+    assert_eq!(report.problems, vec![]);
+    // Writing goes on in the last segment where it stopped.
+    let more = package_of(100, 1500);
+    store.archive().put(&more).unwrap();
+    assert_eq!(*segment_sizes(tmp.path()).last().unwrap(), 3096);
+}
+
+#[tokio::test]
+async fn bytes_past_the_last_flushed_record_are_cut_off_at_reopen_and_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kept;
+    {
+        let store = Store::open(tmp.path()).unwrap();
+        kept = store.archive().put(b"flushed package").unwrap();
+        store.flush().await.unwrap();
+    }
+    let segment = tmp.path().join("archive/seg-000001.dat");
+    let durable = std::fs::metadata(&segment).unwrap().len();
+    // What a crash can leave: a whole record that was never indexed, then a torn one.
+    let ghost = b"written but never flushed";
+    let mut tail = Vec::new();
+    tail.extend_from_slice(b"TRUCARC1");
+    tail.extend_from_slice(&(ghost.len() as u64).to_be_bytes());
+    tail.extend_from_slice(Digest::of(ghost).as_bytes());
+    tail.extend_from_slice(ghost);
+    tail.extend_from_slice(b"TRUCARC1\0\0\0");
+    append(&segment, &tail);
+
+    let store = Store::open(tmp.path()).unwrap();
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), durable);
+    assert!(!store.archive().contains(&Digest::of(ghost)));
+    assert_eq!(store.archive().get(&Digest::of(ghost)).unwrap(), None);
+    assert_eq!(
+        store.archive().get(&kept).unwrap(),
+        Some(b"flushed package".to_vec())
+    );
+    let next = store.archive().put(b"next package").unwrap();
+    assert_eq!(
+        store.archive().locate(&next).unwrap().unwrap().offset,
+        durable + 48
+    );
+    let report = store.archive().verify().unwrap();
+    assert_eq!((report.records, report.problems.len()), (2, 0));
+}
+
+#[test]
+fn a_large_package_round_trips_in_a_segment_of_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    // Past the default 8 MiB threshold for a segment of its own.
+    let big: Vec<u8> = (0..24 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let small = store.archive().put(b"small").unwrap();
+    let d = store.archive().put(&big).unwrap();
+    let after = store.archive().put(b"small after").unwrap();
+    assert_eq!(store.archive().get(&d).unwrap().as_deref(), Some(&big[..]));
+    assert_eq!(
+        store.archive().get(&small).unwrap(),
+        Some(b"small".to_vec())
+    );
+    let at = store.archive().locate(&d).unwrap().unwrap();
+    assert!(at.path.ends_with("seg-000002.dat"), "{at:?}");
+    assert_eq!(at.offset, 48);
+    // Small puts go on appending where they were.
+    let at_after = store.archive().locate(&after).unwrap().unwrap();
+    assert!(at_after.path.ends_with("seg-000001.dat"), "{at_after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_of_the_same_large_package_store_it_once_beside_small_puts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        large_package_bytes: 64 * 1024,
+        ..StoreOptions::default()
+    };
+    let large: Vec<Vec<u8>> = (0..3).map(|i| package_of(i, 200_000 + i)).collect();
+    let store = Store::open_with(tmp.path(), options.clone()).unwrap();
+    let mut handles = Vec::new();
+    for t in 0..4 {
+        let store = store.clone();
+        let large = large.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut small = Vec::new();
+            for (i, p) in large.iter().enumerate() {
+                let own = package_of(100 + t * 10 + i, 5000);
+                store.archive().put(&own).unwrap();
+                assert_eq!(store.archive().put(p).unwrap(), Digest::of(p));
+                small.push(own);
+            }
+            small
+        }));
+    }
+    let mut all = large.clone();
+    for h in handles {
+        all.extend(h.join().unwrap());
+    }
+    let unique: u64 = all.iter().map(|p| record_len(p.len())).sum();
+    assert_eq!(archive_bytes(tmp.path()), unique, "something stored twice");
+    // Three large segments, each exactly one record, and the small puts in one segment.
+    let mut sizes = segment_sizes(tmp.path());
+    sizes.sort();
+    let mut expected: Vec<u64> = large.iter().map(|p| record_len(p.len())).collect();
+    expected.push(12 * record_len(5000));
+    expected.sort();
+    assert_eq!(sizes, expected);
+    store.flush().await.unwrap();
+    drop(store);
+    let store = Store::open_with(tmp.path(), options).unwrap();
+    for p in &all {
+        assert_eq!(
+            store.archive().get(&Digest::of(p)).unwrap().as_ref(),
+            Some(p)
+        );
+    }
+    let report = store.archive().verify().unwrap();
+    assert_eq!((report.segments, report.records), (4, 15));
+    assert_eq!(report.problems, vec![]);
 }
 
 #[test]
@@ -269,15 +515,43 @@ async fn flush_after_drop_of_other_handles_still_works_and_store_reopens() {
     );
 }
 
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+/// Size of the record holding a package of `len` bytes (48-byte header + package).
+fn record_len(len: usize) -> u64 {
+    48 + len as u64
+}
+
+/// A distinct package of `len` bytes.
+fn package_of(n: usize, len: usize) -> Vec<u8> {
+    let mut p = format!("<edXML n=\"{n}\">").into_bytes();
+    p.resize(len, b'x');
+    p
+}
+
+fn segment_sizes(store_dir: &std::path::Path) -> Vec<u64> {
+    let mut segments: Vec<_> = std::fs::read_dir(store_dir.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dat"))
+        .collect();
+    segments.sort();
+    segments
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect()
+}
+
+fn archive_bytes(store_dir: &std::path::Path) -> u64 {
+    segment_sizes(store_dir).iter().sum()
+}
+
+fn flip_byte(path: &std::path::Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at as usize] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn append(path: &std::path::Path, tail: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(tail).unwrap();
 }
