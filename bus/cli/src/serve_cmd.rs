@@ -326,6 +326,7 @@ async fn run_server(
             )
         )
     })?;
+    let mut signals = StopSignals::new().context("signal handlers")?;
     let local = listener.local_addr().unwrap_or(listen);
     let url = format!("https://{local}");
     println!("Trục đang chạy tại {url} / listening on {url}");
@@ -334,7 +335,7 @@ async fn run_server(
     // One task owns the signals: the first asks for a graceful stop, a second exits at once.
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         eprintln!(
             "{}",
             lang.pick(
@@ -343,7 +344,7 @@ async fn run_server(
             )
         );
         let _ = stop_tx.send(());
-        wait_for_signal().await;
+        signals.next().await;
         eprintln!(
             "{}",
             lang.pick(
@@ -373,28 +374,41 @@ async fn run_server(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C and SIGTERM, registered when made: a signal that arrives before anyone waits is kept
+/// (made before the "listening" line, so a supervisor's early SIGTERM is a clean stop too).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the relay");
-                let _ = ctrl_c.await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Resolves at the next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => {}
+            Some(()) = self.terminate.recv() => {}
+            else => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

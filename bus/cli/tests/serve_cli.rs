@@ -492,3 +492,42 @@ fn track_of_an_unknown_id_or_a_missing_store_is_a_clear_error() {
         text(&out.stdout)
     );
 }
+
+/// Regression: the stop signals used to be registered after the "listening" line was printed, so
+/// a SIGTERM sent right after it (as a supervisor or script may) killed the process by the signal
+/// instead of stopping it cleanly. The signal goes from a shell that is already running and waits
+/// on a pipe, so it follows the line within microseconds (a `kill` spawned afterwards is too slow
+/// to hit the window).
+#[test]
+fn sigterm_right_after_the_listening_line_is_a_clean_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for round in 0..6 {
+        let mut relay = truc_cmd(tmp.path())
+            .args([
+                "serve",
+                "--data",
+                data.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut killer = Command::new("sh")
+            .args(["-c", &format!("read go; kill -TERM {}", relay.id())])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(relay.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        killer.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert!(killer.wait().unwrap().success());
+        let status = relay.wait().unwrap();
+        assert!(line.contains("listening on"), "round {round}: {line}");
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
+    }
+}
