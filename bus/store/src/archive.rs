@@ -30,9 +30,15 @@
 //! flushes the database. So a durable index entry never points at bytes that are not on disk, and
 //! a put is durable once a flush that started after it has returned.
 //!
-//! After a crash: bytes past a segment's durable end (a torn record, or whole records whose flush
-//! never finished, so nobody was told they were stored) are garbage. Opening the store truncates
-//! every segment to its durable end, so new records overwrite them; nothing acknowledged is lost.
+//! After a crash: past a segment's durable end lie records whose flush never finished. They are not
+//! garbage: after a process crash (kill -9) their bytes are intact in the page cache, and other
+//! writes made in the same moments (a tracking event in sled, which sled may persist without an
+//! explicit flush) can refer to them. So opening the store walks every segment from its durable
+//! end, checks each record's magic, length and SHA-256, fsyncs and indexes the intact ones, and
+//! truncates only at the first torn or damaged record. (The relay's end-to-end kill -9 test,
+//! `bus/cli/tests/durability.rs`, found the earlier "truncate to the durable end" rule losing
+//! bodies of packages whose tracking record had survived.) Nothing acknowledged is lost, and
+//! nothing intact is thrown away.
 //! Every record carries its length and digest, so [`Archive::verify`] can walk the segments and
 //! check each record without the index (and the index could be rebuilt from such a walk).
 //!
@@ -446,9 +452,15 @@ impl Archive {
                 .open(&path)
                 .map_err(open_err(&path))?;
             let len = file.metadata().map_err(open_err(&path))?.len();
-            if len > end {
-                file.set_len(end).map_err(open_err(&path))?;
-            }
+            let end = if len > end {
+                let kept = recover_tail(&shared, segment, &file, end, len)?;
+                if len > kept {
+                    file.set_len(kept).map_err(open_err(&path))?;
+                }
+                kept
+            } else {
+                end
+            };
             active = Some(Active {
                 segment,
                 file: Arc::new(file),
@@ -801,6 +813,65 @@ impl Archive {
         }
         Ok(())
     }
+}
+
+/// Walks the records of `segment` from its durable end `from` to the file's length `len`, keeps
+/// every intact one (magic, length, SHA-256 all check out): fsyncs the segment, then indexes them
+/// with the new durable end. Returns where the intact records end (the first torn or damaged
+/// record, or `len`).
+fn recover_tail(
+    shared: &Shared,
+    segment: u32,
+    file: &File,
+    from: u64,
+    len: u64,
+) -> Result<u64, StoreError> {
+    let mut offset = from;
+    let mut found = Vec::new();
+    while offset + HEADER_LEN <= len {
+        let mut h = [0u8; HEADER_LEN as usize];
+        if file.read_exact_at(&mut h, offset).is_err() {
+            break;
+        }
+        let Some((payload, digest)) = parse_header(&h) else {
+            break;
+        };
+        let end = match (offset + HEADER_LEN).checked_add(payload) {
+            Some(end) if end <= len => end,
+            _ => break,
+        };
+        let mut bytes = vec![0u8; payload as usize];
+        if file.read_exact_at(&mut bytes, offset + HEADER_LEN).is_err()
+            || Digest::of(&bytes) != digest
+        {
+            break;
+        }
+        found.push((
+            digest,
+            Location {
+                segment,
+                offset,
+                len: payload,
+            },
+        ));
+        offset = end;
+    }
+    if found.is_empty() {
+        return Ok(from);
+    }
+    let path = shared.segment_path(segment);
+    file.sync_data()
+        .map_err(|source| StoreError::ArchiveIo { path, source })?;
+    let mut batch = sled::Batch::default();
+    for (digest, loc) in &found {
+        batch.insert(&digest_key(digest)[..], &loc.encode()[..]);
+    }
+    batch.insert(&end_key(segment)[..], &offset.to_be_bytes()[..]);
+    shared
+        .index
+        .apply_batch(batch)
+        .map_err(db_err("archive.recover"))?;
+    Ok(offset)
 }
 
 /// Header, then payload, at `offset` (positional writes: no shared file position).

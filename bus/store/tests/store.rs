@@ -243,7 +243,10 @@ async fn segments_roll_over_at_the_configured_size_and_read_back_after_reopen() 
 }
 
 #[tokio::test]
-async fn bytes_past_the_last_flushed_record_are_cut_off_at_reopen_and_overwritten() {
+async fn intact_records_past_the_last_flush_are_kept_and_a_torn_tail_is_cut_at_reopen() {
+    // After kill -9 the page cache keeps what was written but not yet flushed, and sled may have
+    // kept a tracking record that refers to it: such a record must stay readable. Only a torn or
+    // damaged tail is cut (and overwritten by the next put).
     let tmp = tempfile::tempdir().unwrap();
     let kept;
     {
@@ -253,20 +256,33 @@ async fn bytes_past_the_last_flushed_record_are_cut_off_at_reopen_and_overwritte
     }
     let segment = tmp.path().join("archive/seg-000001.dat");
     let durable = std::fs::metadata(&segment).unwrap().len();
-    // What a crash can leave: a whole record that was never indexed, then a torn one.
     let ghost = b"written but never flushed";
-    let mut tail = Vec::new();
-    tail.extend_from_slice(b"TRUCARC1");
-    tail.extend_from_slice(&(ghost.len() as u64).to_be_bytes());
-    tail.extend_from_slice(Digest::of(ghost).as_bytes());
-    tail.extend_from_slice(ghost);
+    let mut record = Vec::new();
+    record.extend_from_slice(b"TRUCARC1");
+    record.extend_from_slice(&(ghost.len() as u64).to_be_bytes());
+    record.extend_from_slice(Digest::of(ghost).as_bytes());
+    record.extend_from_slice(ghost);
+    let intact_end = durable + record.len() as u64;
+    // A second record whose payload was damaged, then a torn header.
+    let mut damaged = record.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    let mut tail = record.clone();
+    tail.extend_from_slice(&damaged);
     tail.extend_from_slice(b"TRUCARC1\0\0\0");
     append(&segment, &tail);
 
     let store = Store::open(tmp.path()).unwrap();
-    assert_eq!(std::fs::metadata(&segment).unwrap().len(), durable);
-    assert!(!store.archive().contains(&Digest::of(ghost)));
-    assert_eq!(store.archive().get(&Digest::of(ghost)).unwrap(), None);
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        intact_end,
+        "cut at the damaged record"
+    );
+    assert!(store.archive().contains(&Digest::of(ghost)));
+    assert_eq!(
+        store.archive().get(&Digest::of(ghost)).unwrap(),
+        Some(ghost.to_vec())
+    );
     assert_eq!(
         store.archive().get(&kept).unwrap(),
         Some(b"flushed package".to_vec())
@@ -274,10 +290,23 @@ async fn bytes_past_the_last_flushed_record_are_cut_off_at_reopen_and_overwritte
     let next = store.archive().put(b"next package").unwrap();
     assert_eq!(
         store.archive().locate(&next).unwrap().unwrap().offset,
-        durable + 48
+        intact_end + 48,
+        "the next put overwrites the cut tail (offset of its payload, past its 48-byte header)"
     );
+    store.flush().await.unwrap();
     let report = store.archive().verify().unwrap();
-    assert_eq!((report.records, report.problems.len()), (2, 0));
+    assert_eq!(
+        (report.records, report.problems.len()),
+        (3, 0),
+        "{report:?}"
+    );
+    drop(store);
+    // Still there after another reopen (the recovered record was indexed durably).
+    let store = Store::open(tmp.path()).unwrap();
+    assert_eq!(
+        store.archive().get(&Digest::of(ghost)).unwrap(),
+        Some(ghost.to_vec())
+    );
 }
 
 #[test]
