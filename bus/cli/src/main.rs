@@ -2,6 +2,7 @@
 //! arguments, calls into a bus crate, and prints. No format or protocol logic
 //! lives here.
 
+mod bench_cmd;
 mod config;
 mod edxml_cmd;
 mod lang;
@@ -45,6 +46,8 @@ enum Command {
     /// Theo dõi một gói tin theo từng nơi nhận; dựng lại bảng theo dõi. / Track a package per
     /// recipient; rebuild the tracking views.
     Track(track_cmd::TrackArgs),
+    /// Đo hiệu năng trục qua cổng HTTPS thật. / Benchmark the relay through its real HTTPS edge.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Units(args) => units_cmd::run(args, lang),
         Command::Serve(args) => serve_cmd::run(args, lang),
         Command::Track(args) => track_cmd::run(args, lang),
+        Command::Bench(args) => bench_cmd::run(args, lang),
     };
     match result {
         Ok(code) => code,
