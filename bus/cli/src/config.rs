@@ -72,9 +72,6 @@ pub struct RelaySection {
     /// The relay's own unit code, written in every `TraceHeader` it appends. The default
     /// `000.00.00.A00` is a development code; a real relay uses the code it was assigned.
     pub id: String,
-    /// How many days a resubmission of the same (sender, DocumentId, content) gets the first
-    /// answer instead of being delivered again. At least 7.
-    pub dedup_days: u64,
     /// How long a fetched inbox item stays invisible before it is offered again.
     pub lease_seconds: u64,
     /// Largest package accepted, in MiB.
@@ -90,7 +87,6 @@ impl Default for RelaySection {
     fn default() -> Self {
         RelaySection {
             id: DEV_RELAY_ID.to_owned(),
-            dedup_days: 30,
             lease_seconds: 300,
             max_package_mb: 100,
             max_depth: 64,
@@ -529,8 +525,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Inclusive bounds of the numeric keys: (key path, min, max, unit vi, unit en).
-const BOUNDS: [(&str, u64, u64, &str, &str); 6] = [
-    ("relay.dedup_days", 7, 3650, "ngày", "days"),
+const BOUNDS: [(&str, u64, u64, &str, &str); 5] = [
     ("relay.lease_seconds", 10, 86_400, "giây", "seconds"),
     ("relay.max_package_mb", 1, 1024, "MiB", "MiB"),
     ("relay.max_depth", 16, 1024, "cấp", "levels"),
@@ -543,7 +538,6 @@ impl Config {
     pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let numbers = [
-            self.relay.dedup_days,
             self.relay.lease_seconds,
             self.relay.max_package_mb,
             self.relay.max_depth,
@@ -567,24 +561,14 @@ impl Config {
                 ));
                 continue;
             }
-            let why_vi = if *key == "relay.dedup_days" {
-                " (đơn vị gửi có thể gửi lại trong nhiều ngày; dưới 7 ngày thì một lần gửi lại muộn sẽ thành văn bản trùng)"
-            } else {
-                ""
-            };
-            let why_en = if *key == "relay.dedup_days" {
-                " (adapters may resend for days; under 7 a late resend would be delivered twice)"
-            } else {
-                ""
-            };
             problems.push(Problem::new(
                 key,
                 "out_of_range",
                 format!(
-                    "Giá trị {value} nằm ngoài khoảng cho phép {min}–{max} {unit_vi}{why_vi}. Hãy chọn một giá trị trong khoảng đó."
+                    "Giá trị {value} nằm ngoài khoảng cho phép {min}–{max} {unit_vi}. Hãy chọn một giá trị trong khoảng đó."
                 ),
                 format!(
-                    "The value {value} is outside the allowed range {min}–{max} {unit_en}{why_en}. Pick a value in that range."
+                    "The value {value} is outside the allowed range {min}–{max} {unit_en}. Pick a value in that range."
                 ),
             ));
         }
@@ -1091,7 +1075,7 @@ mod tests {
     #[test]
     fn three_mistakes_are_all_reported_with_their_key_paths() {
         let text =
-            "version = 1\n[relay]\ndedup_days = 2\nsecret = 1\n[http]\nlisten = \"localhost\"\n";
+            "version = 1\n[relay]\nlease_seconds = 2\nsecret = 1\n[http]\nlisten = \"localhost\"\n";
         let (config, mut problems) = load(text);
         problems.extend(config.validate());
         let keys: Vec<(&str, &str)> = problems.iter().map(|p| (p.key.as_str(), p.code)).collect();
@@ -1099,7 +1083,7 @@ mod tests {
             keys,
             vec![
                 ("relay.secret", "unknown_key"),
-                ("relay.dedup_days", "out_of_range"),
+                ("relay.lease_seconds", "out_of_range"),
                 ("http.listen", "bad_address"),
             ]
         );

@@ -259,8 +259,6 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
                 max_bytes,
                 max_depth,
             },
-            dedup_window: Duration::from_secs(config.relay.dedup_days * 86_400),
-            lease,
             clock: Arc::new(SystemClock),
         },
     )

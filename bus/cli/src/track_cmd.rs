@@ -205,8 +205,6 @@ fn open(data: &Path, lang: Lang) -> anyhow::Result<Relay> {
             seal: Arc::new(seal),
             trust: Arc::new(trust),
             limits: edxml::Limits::default(),
-            dedup_window: Duration::from_secs(30 * 86_400),
-            lease: Duration::from_secs(300),
             clock: Arc::new(SystemClock),
         },
     )

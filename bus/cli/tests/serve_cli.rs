@@ -355,7 +355,7 @@ fn a_config_with_three_mistakes_lists_all_three_and_exits_2_without_starting() {
     let cfg = tmp.path().join("truc.toml");
     std::fs::write(
         &cfg,
-        "version = 1\ndata_dir = \"d\"\n[relay]\ndedup_days = 2\n[http]\nlisten = \"localhost:8443\"\nlisen = \"x\"\n",
+        "version = 1\ndata_dir = \"d\"\n[relay]\nlease_seconds = 2\n[http]\nlisten = \"localhost:8443\"\nlisen = \"x\"\n",
     )
     .unwrap();
     // Found as ./truc.toml without --config.
@@ -372,7 +372,7 @@ fn a_config_with_three_mistakes_lists_all_three_and_exits_2_without_starting() {
         "{err}"
     );
     assert!(
-        err.contains("relay.dedup_days: ") && err.contains("[out_of_range]"),
+        err.contains("relay.lease_seconds: ") && err.contains("[out_of_range]"),
         "{err}"
     );
     assert!(!tmp.path().join("d").exists(), "nothing started");

@@ -20,7 +20,7 @@ mod tracking;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use broker::{AnyBroker, Clock, MessageKind};
 use directory::{Directory, Unit, UnitState};
@@ -44,11 +44,6 @@ pub struct RelayConfig {
     pub trust: Arc<TrustStore>,
     /// Size and depth limits for incoming packages.
     pub limits: edxml::Limits,
-    /// How long a (sender, DocumentId, digest) answer is remembered for resubmissions. At least
-    /// seven days; 30 by default.
-    pub dedup_window: Duration,
-    /// How long a fetched inbox item stays leased before it is offered again.
-    pub lease: Duration,
     /// Where time comes from (a manual clock in tests).
     pub clock: Arc<dyn Clock>,
 }

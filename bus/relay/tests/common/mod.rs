@@ -110,8 +110,6 @@ impl Bed {
                 seal: Arc::new(seal),
                 trust: Arc::new(trust),
                 limits: edxml::Limits::default(),
-                dedup_window: Duration::from_secs(30 * 86_400),
-                lease: Duration::from_secs(300),
                 clock: clock as Arc<dyn Clock>,
             },
         )

@@ -125,8 +125,6 @@ impl Bed {
                     max_bytes: opts.max_bytes,
                     ..edxml::Limits::default()
                 },
-                dedup_window: Duration::from_secs(30 * 86_400),
-                lease: Duration::from_secs(300),
                 clock,
             },
         )
