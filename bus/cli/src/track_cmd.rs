@@ -8,13 +8,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use broker::{AnyBroker, EmbeddedBroker, EmbeddedConfig, SystemClock};
 use directory::Directory;
-use relay::{Relay, RelayConfig, RelayError, Tracking};
+use relay::{RelayError, Tracking, TrackingBook};
 use store::{Store, StoreError};
 
 use crate::lang::Lang;
@@ -81,7 +79,7 @@ pub fn run(args: TrackArgs, lang: Lang) -> anyhow::Result<ExitCode> {
 
 fn local(data: &Path, id: &str, json: bool, lang: Lang) -> anyhow::Result<ExitCode> {
     let relay = open(data, lang)?;
-    match relay.tracking_any(id) {
+    match relay.tracking(id) {
         Ok(t) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&t)?);
@@ -111,7 +109,7 @@ fn local(data: &Path, id: &str, json: bool, lang: Lang) -> anyhow::Result<ExitCo
     }
 }
 
-fn unit_name(relay: &Relay, code: &str) -> Option<String> {
+fn unit_name(relay: &TrackingBook, code: &str) -> Option<String> {
     relay
         .directory()
         .resolve(code)
@@ -133,7 +131,7 @@ fn rebuild(data: &Path, lang: Lang) -> anyhow::Result<ExitCode> {
     );
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(120));
-    let result = relay.rebuild_tracking();
+    let result = relay.rebuild();
     spinner.finish_and_clear();
     let events = result.map_err(|e| relay_err(&e, lang))?;
     block_on(relay.flush())?.map_err(|e| relay_err(&e, lang))?;
@@ -156,8 +154,8 @@ fn relay_err(e: &RelayError, lang: Lang) -> anyhow::Error {
     anyhow::anyhow!("{} [{}]", lang.pick(&e.vi, &e.en), e.code)
 }
 
-/// Opens the relay over the store in `data` for reading tracking (no network, no sealing).
-fn open(data: &Path, lang: Lang) -> anyhow::Result<Relay> {
+/// Opens the tracking views of the store in `data` (no broker, no keys, no network).
+fn open(data: &Path, lang: Lang) -> anyhow::Result<TrackingBook> {
     if !data.join("db").exists() {
         anyhow::bail!(
             "{}",
@@ -174,20 +172,6 @@ fn open(data: &Path, lang: Lang) -> anyhow::Result<Relay> {
         );
     }
     let store = Store::open(data).map_err(|e| store_err(&e, data, lang))?;
-    let broker = EmbeddedBroker::open(
-        store.clone(),
-        EmbeddedConfig {
-            lease: Duration::from_secs(300),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{} [{}]",
-            lang.pick(&e.message_vi(), &e.message_en()),
-            e.code()
-        )
-    })?;
     let directory = Directory::open(&store).map_err(|e| {
         anyhow::anyhow!(
             "{} [{}]",
@@ -195,34 +179,7 @@ fn open(data: &Path, lang: Lang) -> anyhow::Result<Relay> {
             e.code()
         )
     })?;
-    let (seal, trust) = throwaway_keys(lang)?;
-    Relay::open(
-        store,
-        AnyBroker::Embedded(broker),
-        directory,
-        RelayConfig {
-            relay_id: crate::config::DEV_RELAY_ID.to_owned(),
-            seal: Arc::new(seal),
-            trust: Arc::new(trust),
-            limits: edxml::Limits::default(),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .map_err(|e| relay_err(&e, lang))
-}
-
-/// `Relay::open` wants a sealing key and trust roots; reading tracking uses neither, so a
-/// throw-away pair made in memory stands in (never written, never used to sign).
-fn throwaway_keys(lang: Lang) -> anyhow::Result<(dsig::SigningKey, dsig::TrustStore)> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let e = |e: dsig::Error| anyhow::anyhow!("[{}] {}", e.code, e.text(lang == Lang::Vi));
-    let pki = dsig::pki::init(&[], now).map_err(e)?;
-    let seal = dsig::SigningKey::from_pem(&pki.relay.key_pem, &pki.relay.cert_pem).map_err(e)?;
-    let trust = dsig::TrustStore::new(&pki.ca.cert_pem, &pki.crl_pem).map_err(e)?;
-    Ok((seal, trust))
+    TrackingBook::open(store, directory).map_err(|e| relay_err(&e, lang))
 }
 
 /// The store error, with the case an operator meets most (the relay is running) spelt out.

@@ -237,6 +237,52 @@ impl Relay {
     }
 }
 
+/// Tracking alone, for tools that read or rebuild it while the relay is stopped (`truc track`):
+/// no broker, no keys, no network. Opening it brings the views up to the event log, as
+/// [`Relay::open`] does.
+#[derive(Debug)]
+pub struct TrackingBook {
+    store: Store,
+    directory: Directory,
+    views: tracking::Views,
+}
+
+impl TrackingBook {
+    pub fn open(store: Store, directory: Directory) -> Result<TrackingBook, RelayError> {
+        let views = tracking::Views::open(&store)?;
+        views.catch_up()?;
+        Ok(TrackingBook {
+            store,
+            directory,
+            views,
+        })
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Every recipient's timeline of package `id` (no unit check: for operators' tools).
+    pub fn tracking(&self, id: &str) -> Result<Tracking, RelayError> {
+        let header = self
+            .views
+            .header(id)?
+            .ok_or_else(|| RelayError::not_found("gói tin", "package", id))?;
+        Ok(self.views.tracking(&header, None)?)
+    }
+
+    /// Rebuilds every view from the event log; returns how many events were folded.
+    pub fn rebuild(&self) -> Result<u64, RelayError> {
+        self.views.rebuild()
+    }
+
+    /// Waits until every write so far is durable.
+    pub async fn flush(&self) -> Result<(), RelayError> {
+        self.store.flush().await?;
+        Ok(())
+    }
+}
+
 /// RFC 3339 (UTC, milliseconds) for API answers.
 pub fn rfc3339(t: SystemTime) -> String {
     let ns = t
