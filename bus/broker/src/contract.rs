@@ -5,6 +5,19 @@
 //!
 //! This is test code shipped in the library so other backends' tests can reach it; it panics on
 //! failure like any test.
+//!
+//! How far each item holds per backend (the suite runs unchanged against both):
+//! - "acked ids are remembered" (`AlreadyAcked` after a restart, an acked id republished is not
+//!   offered again): the embedded backend keeps tombstones in its store; the RabbitMQ backend
+//!   keeps an ack ledger in the relay's store and skips (acks) a ledgered id when a fetch meets
+//!   it. With several relay nodes on one RabbitMQ, each node's ledger knows only the acks made
+//!   through that node.
+//! - "a lease ends, the message is offered again": RabbitMQ has no lease, so the backend keeps
+//!   one per delivery tag and nacks (requeue) at expiry; the lease lives on the node that
+//!   fetched, and is lost with its connection (the message comes back: at-least-once).
+//! - `delivery_count` on RabbitMQ classic queues is exact for deliveries made by this process;
+//!   after a restart a redelivery says at least 2 (the redelivered flag), as the suite asks.
+//! - `stats` on RabbitMQ lists the mailboxes the process declared since it started.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -23,6 +23,13 @@ pub enum BrokerError {
     /// The durable state failed.
     #[error("broker.store: {0}")]
     Store(#[from] StoreError),
+    /// RabbitMQ did not answer or failed a call (after one reconnect and retry).
+    #[error("broker.amqp: RabbitMQ {op} failed: {detail}")]
+    Amqp { op: &'static str, detail: String },
+    /// RabbitMQ refused to store a message (basic.nack), e.g. a full mailbox under the
+    /// `reject-publish` length limit.
+    #[error("broker.publish_refused: RabbitMQ refused a message for mailbox {mailbox:?}")]
+    PublishRefused { mailbox: String },
 }
 
 impl BrokerError {
@@ -31,6 +38,8 @@ impl BrokerError {
             BrokerError::InvalidMailbox { .. } => "broker.invalid_mailbox",
             BrokerError::UnknownDelivery { .. } => "broker.unknown_delivery",
             BrokerError::Store(_) => "broker.store",
+            BrokerError::Amqp { .. } => "broker.amqp",
+            BrokerError::PublishRefused { .. } => "broker.publish_refused",
         }
     }
 
@@ -39,7 +48,9 @@ impl BrokerError {
             BrokerError::InvalidMailbox { .. } | BrokerError::UnknownDelivery { .. } => {
                 Fault::Caller
             }
-            BrokerError::Store(_) => Fault::Broker,
+            BrokerError::Store(_)
+            | BrokerError::Amqp { .. }
+            | BrokerError::PublishRefused { .. } => Fault::Broker,
         }
     }
 
@@ -48,6 +59,7 @@ impl BrokerError {
         match self {
             BrokerError::InvalidMailbox { .. } | BrokerError::UnknownDelivery { .. } => false,
             BrokerError::Store(e) => e.retryable(),
+            BrokerError::Amqp { .. } | BrokerError::PublishRefused { .. } => true,
         }
     }
 
@@ -60,6 +72,12 @@ impl BrokerError {
                 "{self}. What to do: acknowledge only ids returned by a fetch of this same mailbox."
             ),
             BrokerError::Store(e) => e.message_en(),
+            BrokerError::Amqp { .. } => format!(
+                "{self}. What to do: check that RabbitMQ is running and reachable at the configured [broker] url (rabbitmqctl status); the relay reconnects by itself, so retry in a few seconds."
+            ),
+            BrokerError::PublishRefused { .. } => format!(
+                "{self}. What to do: the mailbox is probably full (max-length policy, reject-publish); let the recipient fetch its backlog or raise the limit, then retry."
+            ),
         }
     }
 
@@ -72,6 +90,12 @@ impl BrokerError {
                 "Không có gói tin {id:?} nào từng được đưa vào hộp thư {mailbox:?}. Cần làm: chỉ xác nhận các mã do lệnh nhận của chính hộp thư này trả về."
             ),
             BrokerError::Store(e) => e.message_vi(),
+            BrokerError::Amqp { op, detail } => format!(
+                "RabbitMQ không thực hiện được lệnh {op} ({detail}). Cần làm: kiểm tra RabbitMQ đang chạy và truy cập được ở địa chỉ [broker] url đã cấu hình (rabbitmqctl status); trục tự kết nối lại, hãy thử lại sau vài giây."
+            ),
+            BrokerError::PublishRefused { mailbox } => format!(
+                "RabbitMQ từ chối lưu gói tin vào hộp thư {mailbox:?}. Cần làm: hộp thư có lẽ đã đầy (chính sách max-length, reject-publish); hãy để đơn vị nhận lấy bớt gói tin hoặc nâng giới hạn, rồi thử lại."
+            ),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `broker` owns delivery to per-unit **mailboxes**: the [`Broker`] trait (durable publish,
 //! long-poll fetch with a lease, ack, release, dead letters with redrive, cheap stats) and its
-//! backends. Today: [`EmbeddedBroker`], durable queues in the local store (sled, through
-//! `bus/store`). Issue 6 adds RabbitMQ (lapin) as a second variant of [`AnyBroker`]; this crate
-//! will be the only one that knows lapin. Messages are small envelopes ([`Message`], the
+//! backends: [`EmbeddedBroker`], durable queues in the local store (sled, through `bus/store`),
+//! and [`AmqpBroker`], per-unit queues on RabbitMQ through lapin (see `amqp.rs` for how the
+//! contract maps onto AMQP). This crate is the only one that knows lapin. Messages are small envelopes ([`Message`], the
 //! claim-check): the package body stays in the store's archive. The broker knows nothing of
 //! edXML, signatures or HTTP, and reads time only through an injected [`Clock`].
 //!
@@ -17,6 +17,7 @@
 //! until acked, released, dead-lettered, or until its lease runs out; leases are not durable, so
 //! after a restart every unacked message is offered again. Ack is durable before it returns.
 
+mod amqp;
 mod clock;
 pub mod contract;
 mod embedded;
@@ -27,6 +28,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use amqp::{AmqpBroker, AmqpConfig, QueueType, Topology};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use error::{BrokerError, Fault};
@@ -163,16 +165,18 @@ pub trait Broker: Send + Sync {
     fn stats(&self) -> impl Future<Output = Result<Vec<MailboxStats>, BrokerError>> + Send;
 }
 
-/// The backend chosen at run time (from configuration). Issue 6 adds `Amqp(AmqpBroker)`.
+/// The backend chosen at run time (from configuration).
 #[derive(Debug, Clone)]
 pub enum AnyBroker {
     Embedded(EmbeddedBroker),
+    Amqp(AmqpBroker),
 }
 
 impl Broker for AnyBroker {
     async fn publish(&self, batch: Vec<Publish>) -> Result<(), BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.publish(batch).await,
+            AnyBroker::Amqp(b) => b.publish(batch).await,
         }
     }
     async fn fetch(
@@ -183,36 +187,43 @@ impl Broker for AnyBroker {
     ) -> Result<Vec<Delivery>, BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.fetch(mailbox, max, wait).await,
+            AnyBroker::Amqp(b) => b.fetch(mailbox, max, wait).await,
         }
     }
     async fn ack(&self, mailbox: &str, id: &str) -> Result<AckOutcome, BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.ack(mailbox, id).await,
+            AnyBroker::Amqp(b) => b.ack(mailbox, id).await,
         }
     }
     async fn release(&self, mailbox: &str, id: &str) -> Result<(), BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.release(mailbox, id).await,
+            AnyBroker::Amqp(b) => b.release(mailbox, id).await,
         }
     }
     async fn dead_letter(&self, mailbox: &str, id: &str, reason: &str) -> Result<(), BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.dead_letter(mailbox, id, reason).await,
+            AnyBroker::Amqp(b) => b.dead_letter(mailbox, id, reason).await,
         }
     }
     async fn dead_letters(&self, mailbox: &str) -> Result<Vec<DeadLetter>, BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.dead_letters(mailbox).await,
+            AnyBroker::Amqp(b) => b.dead_letters(mailbox).await,
         }
     }
     async fn redrive(&self, mailbox: &str) -> Result<u64, BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.redrive(mailbox).await,
+            AnyBroker::Amqp(b) => b.redrive(mailbox).await,
         }
     }
     async fn stats(&self) -> Result<Vec<MailboxStats>, BrokerError> {
         match self {
             AnyBroker::Embedded(b) => b.stats().await,
+            AnyBroker::Amqp(b) => b.stats().await,
         }
     }
 }
