@@ -26,14 +26,25 @@ pub async fn receive_loop(adapter: Adapter) -> Result<(), AdapterError> {
         match inner.client.inbox(inner.config.wait, 32).await {
             Ok(items) => {
                 backoff = Duration::from_millis(500);
+                // The items of one poll are distinct ids: received side by side, so their
+                // fsyncs share group-commit rounds. The next poll waits for all of them.
+                let mut tasks = tokio::task::JoinSet::new();
                 for item in items {
-                    match receive(&adapter, &item).await {
-                        Ok(()) => {}
-                        Err(e @ AdapterError::Store(_)) => return Err(e),
-                        Err(e) => {
+                    let a = adapter.clone();
+                    tasks.spawn(async move {
+                        let r = receive(&a, &item).await;
+                        (item, r)
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    match done {
+                        Ok((_, Ok(()))) => {}
+                        Ok((_, Err(e @ AdapterError::Store(_)))) => return Err(e),
+                        Ok((item, Err(e))) => {
                             // Left unacked: the relay offers it again after the lease.
                             tracing::warn!(id = %item.id, error = %e, "receiving failed; will retry");
                         }
+                        Err(e) => tracing::warn!(error = %e, "receiving task failed"),
                     }
                 }
             }
@@ -63,7 +74,11 @@ async fn receive(adapter: &Adapter, item: &InboxItem) -> Result<(), AdapterError
             };
             let file = dir.join(format!("{}.edxml", disk::safe_segment(&item.id)));
             let temp = disk::temp_beside(&file);
-            disk::write_durable(&temp, &bytes).map_err(AdapterError::io("writing", &temp))?;
+            let t = temp.clone();
+            blocking(move || {
+                disk::write_durable(&t, &bytes).map_err(AdapterError::io("writing", &t))
+            })
+            .await?;
             let r = Received {
                 state: "writing".into(),
                 file: file.display().to_string(),
@@ -90,12 +105,16 @@ async fn land(adapter: &Adapter, id: &str, r: &Received) -> Result<(), AdapterEr
     let state = &inner.state;
     let temp = PathBuf::from(&r.temp);
     let file = PathBuf::from(&r.file);
-    if temp.exists() {
-        std::fs::rename(&temp, &file).map_err(AdapterError::io("moving", &temp))?;
-        if let Some(dir) = file.parent() {
-            disk::sync_dir(dir).map_err(AdapterError::io("syncing", dir))?;
+    blocking(move || {
+        if temp.exists() {
+            std::fs::rename(&temp, &file).map_err(AdapterError::io("moving", &temp))?;
+            if let Some(dir) = file.parent() {
+                disk::sync_dir(dir).map_err(AdapterError::io("syncing", dir))?;
+            }
         }
-    }
+        Ok(())
+    })
+    .await?;
     let written = Received {
         state: "written".into(),
         ..r.clone()
@@ -197,4 +216,17 @@ fn folder_for_kind(folders: &crate::Folders, kind: &str) -> PathBuf {
         &folders.inbox
     };
     dir.to_path_buf()
+}
+
+/// Runs file I/O (fsyncs) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AdapterError> + Send + 'static,
+) -> Result<T, AdapterError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(AdapterError::Io {
+            what: "an I/O task",
+            path: std::path::PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
 }

@@ -50,27 +50,39 @@ pub async fn scan_once(adapter: &Adapter) -> Result<usize, AdapterError> {
         .filter(|n| n.ends_with(".edxml") && !n.starts_with('.'))
         .collect();
     names.sort();
-    let mut taken = 0;
+    // Every complete file goes into the local outbox, then one flush makes them all durable,
+    // then they leave outbox/.
+    let mut moves = Vec::new();
     for name in names {
-        if take(adapter, &dir.join(&name), &name).await? {
-            taken += 1;
+        if let Some(seq) = take(adapter, &dir.join(&name), &name)? {
+            moves.push((dir.join(&name), seq));
         }
     }
-    Ok(taken)
+    if moves.is_empty() {
+        return Ok(0);
+    }
+    adapter.inner.state.store.flush().await?;
+    for (path, seq) in &moves {
+        move_to_pending(adapter, path, *seq)?;
+    }
+    adapter.inner.wake.notify_one();
+    Ok(moves.len())
 }
 
 fn stamp(meta: &std::fs::Metadata) -> (u64, Option<SystemTime>) {
     (meta.len(), meta.modified().ok())
 }
 
-/// Takes one file if it is complete. Returns whether it was taken.
-async fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<bool, AdapterError> {
+/// Takes one file if it is complete: puts it in the local outbox (durable at the caller's next
+/// flush) and returns its seq, for the caller to move it out of `outbox/` after that flush. A file
+/// that cannot be sent goes to `failed/` here.
+fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<Option<u64>, AdapterError> {
     let inner = &adapter.inner;
     let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(false);
+        return Ok(None);
     };
     if !meta.is_file() {
-        return Ok(false);
+        return Ok(None);
     }
     let age = meta
         .modified()
@@ -78,14 +90,14 @@ async fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<bool, Adapte
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or_default();
     if age < inner.config.settle {
-        return Ok(false);
+        return Ok(None);
     }
     let Ok(bytes) = std::fs::read(path) else {
-        return Ok(false);
+        return Ok(None);
     };
     match std::fs::metadata(path) {
         Ok(again) if stamp(&again) == stamp(&meta) && again.len() == bytes.len() as u64 => {}
-        _ => return Ok(false), // changed while read: not complete yet
+        _ => return Ok(None), // changed while read: not complete yet
     }
     let digest = Digest::of(&bytes).to_hex();
     let state = &inner.state;
@@ -93,8 +105,7 @@ async fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<bool, Adapte
         && t.digest == digest
     {
         // Already in the local outbox (a crash came between the flush and the move).
-        move_to_pending(adapter, path, t.seq)?;
-        return Ok(true);
+        return Ok(Some(t.seq));
     }
     // Read, check the sender, sign. A file that cannot be sent goes to failed/ at once.
     let parsed = match edxml::read(&bytes, &edxml::Limits::default()) {
@@ -114,7 +125,7 @@ async fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<bool, Adapte
                 details,
             };
             fail_file(adapter, path, name, &bytes, &report)?;
-            return Ok(true);
+            return Ok(None);
         }
     };
     let unit = &inner.config.unit;
@@ -131,7 +142,7 @@ async fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<bool, Adapte
             details: Vec::new(),
         };
         fail_file(adapter, path, name, &bytes, &report)?;
-        return Ok(true);
+        return Ok(None);
     }
     let document_id = match &parsed.package {
         edxml::Package::Document(d) => d.document_id.clone().unwrap_or_default(),
@@ -149,7 +160,7 @@ async fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<bool, Adapte
                 details: Vec::new(),
             };
             fail_file(adapter, path, name, &bytes, &report)?;
-            return Ok(true);
+            return Ok(None);
         }
     };
     let seq = state.store.generate_id()?;
@@ -163,11 +174,8 @@ async fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<bool, Adapte
         taken_at: now_unix(),
     };
     state.enqueue(batch, &out, &signed)?;
-    state.store.flush().await?;
-    move_to_pending(adapter, path, out.seq)?;
     tracing::info!(file = %name, doc_id = %document_id, seq = out.seq, "taken into the local outbox");
-    inner.wake.notify_one();
-    Ok(true)
+    Ok(Some(out.seq))
 }
 
 fn pending_path(adapter: &Adapter, seq: u64) -> PathBuf {
@@ -400,15 +408,20 @@ async fn finish_sent(
     });
     if out.source == "file" {
         let pending = pending_path(adapter, out.seq);
-        if pending.exists() {
-            let dest = disk::free_name(&inner.config.folder.sent, &out.name, out.seq);
-            let json = with_suffix(&dest, ".result.json");
-            let text = serde_json::to_vec_pretty(&result).unwrap_or_default();
-            disk::write_atomic(&json, &text).map_err(AdapterError::io("writing", &json))?;
-            std::fs::rename(&pending, &dest).map_err(AdapterError::io("moving", &pending))?;
-            disk::sync_dir(&inner.config.folder.sent)
-                .map_err(AdapterError::io("syncing", &inner.config.folder.sent))?;
-        }
+        let sent = inner.config.folder.sent.clone();
+        let (name, seq) = (out.name.clone(), out.seq);
+        let text = serde_json::to_vec_pretty(&result).unwrap_or_default();
+        crate::inbound::blocking(move || {
+            if pending.exists() {
+                let dest = disk::free_name(&sent, &name, seq);
+                let json = with_suffix(&dest, ".result.json");
+                disk::write_atomic(&json, &text).map_err(AdapterError::io("writing", &json))?;
+                std::fs::rename(&pending, &dest).map_err(AdapterError::io("moving", &pending))?;
+                disk::sync_dir(&sent).map_err(AdapterError::io("syncing", &sent))?;
+            }
+            Ok(())
+        })
+        .await?;
     }
     inner.state.done(out)?;
     inner.state.store.flush().await?;
