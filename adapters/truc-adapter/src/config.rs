@@ -26,6 +26,8 @@
 //! [receive]
 //! wait_seconds = 25                  # inbox long-poll
 //! send_arrived = true                # send status 01 when a document lands in inbox/
+//! [http]                             # local HTTP mode (schemas/adapter-openapi.yaml); off without it
+//! listen = "127.0.0.1:8700"          # loopback only
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -52,6 +54,8 @@ pub struct Config {
     pub give_up: Duration,
     pub wait: Duration,
     pub send_arrived: bool,
+    /// Local HTTP mode's address (loopback), when on.
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 /// Folder mode: where the DMS drops files and where it finds results.
@@ -91,6 +95,14 @@ struct File {
     send: SendFile,
     #[serde(default)]
     receive: ReceiveFile,
+    #[serde(default)]
+    http: HttpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,9 +173,10 @@ const KEYS: &[(&str, &str, Kind, bool)] = &[
     ("send", "give_up_hours", Kind::Int, false),
     ("receive", "wait_seconds", Kind::Int, false),
     ("receive", "send_arrived", Kind::Bool, false),
+    ("http", "listen", Kind::Str, false),
 ];
 
-const SECTIONS: &[&str] = &["relay", "unit", "folder", "send", "receive"];
+const SECTIONS: &[&str] = &["relay", "unit", "folder", "send", "receive", "http"];
 
 /// Integer ranges: (key path, min, max).
 const RANGES: &[(&str, i64, i64)] = &[
@@ -355,6 +368,7 @@ impl Config {
             give_up: Duration::from_secs(file.send.give_up_hours.unwrap_or(168) * 3600),
             wait: Duration::from_secs(file.receive.wait_seconds.unwrap_or(25)),
             send_arrived: file.receive.send_arrived.unwrap_or(true),
+            http_listen: file.http.listen.and_then(|l| l.parse().ok()),
         })
     }
 
@@ -543,6 +557,21 @@ fn check(table: &toml::Table) -> Vec<Problem> {
             format!("\"{url}\" is not a relay address; write https://host:port."),
         ));
     }
+    if let Some(Value::String(listen)) = get("http", "listen") {
+        match listen.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => {}
+            Ok(_) => out.push(Problem::new(
+                "http.listen",
+                format!("\"{listen}\" không phải địa chỉ nội bộ; chế độ HTTP chỉ nghe trên 127.0.0.1 hoặc [::1]."),
+                format!("\"{listen}\" is not a loopback address; HTTP mode listens only on 127.0.0.1 or [::1]."),
+            )),
+            Err(e) => out.push(Problem::new(
+                "http.listen",
+                format!("\"{listen}\" không phải địa chỉ IP:cổng ({e})."),
+                format!("\"{listen}\" is not an IP:port address ({e})."),
+            )),
+        }
+    }
     if let Some(Value::String(code)) = get("unit", "code")
         && let Err(e) = edxml::UnitCode::parse(code)
     {
@@ -621,6 +650,8 @@ key = "b"
 settle_ms = -1
 [send]
 parallel = 1000
+[http]
+listen = "0.0.0.0:8700"
 "#;
         let p = problems(text);
         let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
@@ -633,6 +664,7 @@ parallel = 1000
             "unit.code",
             "folder.settle_ms",
             "send.parallel",
+            "http.listen",
         ] {
             assert!(keys.contains(&k), "{k} not in {keys:?}");
         }

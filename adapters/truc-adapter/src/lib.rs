@@ -6,7 +6,8 @@
 //!
 //! Folder mode (`outbound.rs`, `inbound.rs`): the DMS drops `*.edxml` into `outbox/`; results go
 //! to `sent/` (with `.result.json`) or `failed/` (with a clerk-readable `.error.txt`); received
-//! documents appear in `inbox/`, status packages in `receipts/`.
+//! documents appear in `inbox/`, status packages in `receipts/`. Local HTTP mode (`http.rs`,
+//! loopback only) is a second door onto the same outbox and received packages.
 //!
 //! It owns its config file, its local state (a `store` tree, see `state.rs`) and the folders. It
 //! talks to the relay only through `truc-client` and must not know the relay, server or broker
@@ -15,6 +16,7 @@
 pub mod config;
 mod disk;
 pub mod error;
+pub mod http;
 mod inbound;
 mod outbound;
 pub mod receipt;
@@ -125,6 +127,20 @@ impl Adapter {
             inbox = %self.inner.config.folder.inbox.display(),
             "adapter running"
         );
+        let http = {
+            let adapter = self.clone();
+            let listen = self.inner.config.http_listen;
+            async move {
+                let Some(addr) = listen else {
+                    return std::future::pending().await;
+                };
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(AdapterError::io("the local HTTP address", addr.to_string()))?;
+                tracing::info!(%addr, "local HTTP mode listening");
+                http::serve(adapter, listener, std::future::pending()).await
+            }
+        };
         let scan = outbound::scan_loop(self.clone());
         let send = outbound::send_loop(self.clone());
         let recv = inbound::receive_loop(self.clone());
@@ -132,6 +148,7 @@ impl Adapter {
             r = scan => r,
             r = send => r,
             r = recv => r,
+            r = http => r,
             () = shutdown => Ok(()),
         };
         // Whatever is in flight is in the local outbox; make the last writes durable.

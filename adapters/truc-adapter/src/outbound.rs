@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use truc_client::ClientError;
 
 use crate::disk;
-use crate::state::{Outgoing, State, Taken, taken_key};
+use crate::state::{Outcome, Outgoing, State, Taken, taken_key};
 use crate::{Adapter, AdapterError, now_unix};
 
 /// How often `outbox/` is listed.
@@ -108,57 +108,9 @@ fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<Option<u64>, Adapt
         return Ok(Some(t.seq));
     }
     // Read, check the sender, sign. A file that cannot be sent goes to failed/ at once.
-    let parsed = match edxml::read(&bytes, &edxml::Limits::default()) {
-        Ok(p) => p,
-        Err(rejected) => {
-            let mut details = Vec::new();
-            for f in &rejected.findings {
-                details.push(format!(
-                    "{}:{} {} [{}] {} / {}",
-                    f.line, f.column, f.path, f.code, f.message.vi, f.message.en
-                ));
-            }
-            let report = Report {
-                code: "package_unreadable".into(),
-                vi: "Gói tin không đọc được (không phải edXML dùng được).".into(),
-                en: "The package cannot be read (not a usable edXML package).".into(),
-                details,
-            };
-            fail_file(adapter, path, name, &bytes, &report)?;
-            return Ok(None);
-        }
-    };
-    let unit = &inner.config.unit;
-    let from = &parsed.package.from().organ_id;
-    if from != unit {
-        let report = Report {
-            code: "sender_mismatch".into(),
-            vi: format!(
-                "Gói tin ghi đơn vị gửi (From/OrganId) là \"{from}\", nhưng bộ chuyển đổi này là của đơn vị {unit}. Hãy sửa From/OrganId."
-            ),
-            en: format!(
-                "The package names \"{from}\" as sender (From/OrganId) but this adapter is unit {unit}'s. Fix From/OrganId."
-            ),
-            details: Vec::new(),
-        };
-        fail_file(adapter, path, name, &bytes, &report)?;
-        return Ok(None);
-    }
-    let document_id = match &parsed.package {
-        edxml::Package::Document(d) => d.document_id.clone().unwrap_or_default(),
-        edxml::Package::Status(s) => s.response_for.document_id.clone().unwrap_or_default(),
-    };
-    let signed = match dsig::sign(&bytes, &inner.key, dsig::Role::Sender) {
-        Ok(s) => s,
-        // Signed by the DMS itself: sent as it is; the relay checks that signature.
-        Err(e) if e.code == "DSIG_ALREADY_SIGNED" => bytes.clone(),
-        Err(e) => {
-            let report = Report {
-                code: e.code.to_lowercase(),
-                vi: format!("Không ký được gói tin: {}", e.text(true)),
-                en: format!("The package cannot be signed: {}", e.text(false)),
-                details: Vec::new(),
-            };
+    let (document_id, signed) = match admit(adapter, &bytes) {
+        Ok(v) => v,
+        Err(report) => {
             fail_file(adapter, path, name, &bytes, &report)?;
             return Ok(None);
         }
@@ -176,6 +128,66 @@ fn take(adapter: &Adapter, path: &Path, name: &str) -> Result<Option<u64>, Adapt
     state.enqueue(batch, &out, &signed)?;
     tracing::info!(file = %name, doc_id = %document_id, seq = out.seq, "taken into the local outbox");
     Ok(Some(out.seq))
+}
+
+/// Reads a package the DMS handed over, checks that it is the unit's own, and signs it with the
+/// unit key (a package the DMS signed itself is kept as it is). Returns its DocumentId (for a
+/// status, the DocumentId it answers) and the bytes to submit, or why it cannot be sent.
+pub(crate) fn admit(adapter: &Adapter, bytes: &[u8]) -> Result<(String, Vec<u8>), Report> {
+    let inner = &adapter.inner;
+    let parsed = match edxml::read(bytes, &edxml::Limits::default()) {
+        Ok(p) => p,
+        Err(rejected) => {
+            let mut details = Vec::new();
+            for f in &rejected.findings {
+                details.push(format!(
+                    "{}:{} {} [{}] {} / {}",
+                    f.line, f.column, f.path, f.code, f.message.vi, f.message.en
+                ));
+            }
+            let report = Report {
+                code: "package_unreadable".into(),
+                vi: "Gói tin không đọc được (không phải edXML dùng được).".into(),
+                en: "The package cannot be read (not a usable edXML package).".into(),
+                details,
+            };
+            return Err(report);
+        }
+    };
+    let unit = &inner.config.unit;
+    let from = &parsed.package.from().organ_id;
+    if from != unit {
+        let report = Report {
+            code: "sender_mismatch".into(),
+            vi: format!(
+                "Gói tin ghi đơn vị gửi (From/OrganId) là \"{from}\", nhưng bộ chuyển đổi này là của đơn vị {unit}. Hãy sửa From/OrganId."
+            ),
+            en: format!(
+                "The package names \"{from}\" as sender (From/OrganId) but this adapter is unit {unit}'s. Fix From/OrganId."
+            ),
+            details: Vec::new(),
+        };
+        return Err(report);
+    }
+    let document_id = match &parsed.package {
+        edxml::Package::Document(d) => d.document_id.clone().unwrap_or_default(),
+        edxml::Package::Status(s) => s.response_for.document_id.clone().unwrap_or_default(),
+    };
+    let signed = match dsig::sign(bytes, &inner.key, dsig::Role::Sender) {
+        Ok(s) => s,
+        // Signed by the DMS itself: sent as it is; the relay checks that signature.
+        Err(e) if e.code == "DSIG_ALREADY_SIGNED" => bytes.to_vec(),
+        Err(e) => {
+            let report = Report {
+                code: e.code.to_lowercase(),
+                vi: format!("Không ký được gói tin: {}", e.text(true)),
+                en: format!("The package cannot be signed: {}", e.text(false)),
+                details: Vec::new(),
+            };
+            return Err(report);
+        }
+    };
+    Ok((document_id, signed))
 }
 
 fn pending_path(adapter: &Adapter, seq: u64) -> PathBuf {
@@ -423,7 +435,22 @@ async fn finish_sent(
         })
         .await?;
     }
-    inner.state.done(out)?;
+    let outcome = (out.source == "http").then(|| Outcome {
+        state: "sent".into(),
+        document_id: accepted.document_id.clone(),
+        id: Some(accepted.id.clone()),
+        recipients: accepted
+            .recipients
+            .iter()
+            .map(|r| (r.unit.clone(), r.state.clone()))
+            .collect(),
+        duplicate: accepted.duplicate,
+        code: None,
+        message_vi: None,
+        message_en: None,
+        details: Vec::new(),
+    });
+    inner.state.done(out, outcome.as_ref())?;
     inner.state.store.flush().await?;
     tracing::info!(doc_id = %out.document_id, id = %accepted.id, duplicate = accepted.duplicate, source = %out.source, "accepted by the relay");
     Ok(())
@@ -446,13 +473,26 @@ async fn finish_failed(
             std::fs::rename(&pending, &dest).map_err(AdapterError::io("moving", &pending))?;
             disk::sync_dir(failed).map_err(AdapterError::io("syncing", failed))?;
         }
+    } else if out.source == "http" {
+        // Kept for the DMS to ask (GET /v1/packages/{local_id}).
     } else {
         // An automatic receipt: keep the signed status for the record.
         let dest = failed.join(format!("{}-{}.edxml", out.source, out.seq));
         write_report(&dest, report, &out.name)?;
         disk::write_atomic(&dest, body).map_err(AdapterError::io("writing", &dest))?;
     }
-    inner.state.done(out)?;
+    let outcome = (out.source == "http").then(|| Outcome {
+        state: "failed".into(),
+        document_id: out.document_id.clone(),
+        id: None,
+        recipients: Vec::new(),
+        duplicate: false,
+        code: Some(report.code.clone()),
+        message_vi: Some(report.vi.clone()),
+        message_en: Some(report.en.clone()),
+        details: report.details.clone(),
+    });
+    inner.state.done(out, outcome.as_ref())?;
     inner.state.store.flush().await?;
     tracing::warn!(doc_id = %out.document_id, code = %report.code, source = %out.source, "refused by the relay");
     Ok(())

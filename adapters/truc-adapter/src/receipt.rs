@@ -2,7 +2,8 @@
 //! landed in the DMS's `inbox/`.
 
 use edxml::{
-    Date, Document, Lenient, Organization, Package, ResponseFor, Status, StatusCode, Timestamp,
+    Date, Document, Lenient, Organization, Package, ResponseFor, StaffInfo, Status, StatusCode,
+    Timestamp,
 };
 
 /// Vietnamese time (UTC+7), the zone edXML timestamps are written in.
@@ -51,6 +52,44 @@ pub fn arrived(unit: &str, doc: &Document, unix: i64) -> Vec<u8> {
             "Văn bản đã đến hệ thống quản lý văn bản của đơn vị (document arrived in the unit's DMS)"
                 .to_owned(),
         ),
+        timestamp: Some(Lenient::Known(vn_now(unix))),
+        trace: Default::default(),
+    };
+    edxml::to_bytes(&Package::Status(status))
+}
+
+/// A status the DMS reports through the adapter (local HTTP mode).
+#[derive(Debug, Clone)]
+pub struct StatusSpec {
+    /// The unit that sent the document.
+    pub to: String,
+    pub document_id: String,
+    pub code: StatusCode,
+    pub description: Option<String>,
+    pub staff: Option<String>,
+    pub department: Option<String>,
+}
+
+/// The unsigned status package for `spec`, from `unit`, at `unix` seconds.
+pub fn status(unit: &str, spec: StatusSpec, unix: i64) -> Vec<u8> {
+    let staff_info = (spec.staff.is_some() || spec.department.is_some()).then(|| StaffInfo {
+        department: spec.department,
+        staff: spec.staff,
+        ..StaffInfo::default()
+    });
+    let status = Status {
+        from: Organization {
+            organ_id: unit.to_owned(),
+            ..Organization::default()
+        },
+        response_for: ResponseFor {
+            organ_id: Some(spec.to),
+            document_id: Some(spec.document_id),
+            ..ResponseFor::default()
+        },
+        staff_info,
+        status_code: spec.code,
+        description: spec.description,
         timestamp: Some(Lenient::Known(vn_now(unix))),
         trace: Default::default(),
     };

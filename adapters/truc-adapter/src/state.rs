@@ -60,6 +60,10 @@ pub fn body_key(seq: u64) -> Vec<u8> {
     k
 }
 
+pub fn outcome_key(seq: u64) -> Vec<u8> {
+    format!("outcome/{seq}").into_bytes()
+}
+
 pub fn in_key(id: &str) -> Vec<u8> {
     format!("in/{id}").into_bytes()
 }
@@ -127,9 +131,13 @@ impl State {
         Ok(Some((decode("outgoing", &meta)?, body)))
     }
 
-    /// The package's outcome is on disk: it leaves the outbox (durable after the next flush).
-    pub fn done(&self, out: &Outgoing) -> Result<(), StoreError> {
+    /// The package's outcome is on disk (or, for `outcome`, recorded here): it leaves the outbox
+    /// (durable after the next flush).
+    pub fn done(&self, out: &Outgoing, outcome: Option<&Outcome>) -> Result<(), StoreError> {
         let mut b = Batch::default();
+        if let Some(o) = outcome {
+            b.insert(outcome_key(out.seq), record("outcome", o)?);
+        }
         b.remove(out_key(out.seq));
         b.remove(body_key(out.seq));
         if out.source == "file" {
@@ -172,4 +180,35 @@ pub struct Taken {
     /// SHA-256 (hex) of the file's bytes as dropped.
     pub digest: String,
     pub seq: u64,
+}
+
+/// What became of a package handed over through the local HTTP API (kept for the DMS to ask).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `sent` or `failed`.
+    pub state: String,
+    pub document_id: String,
+    /// The relay's id, when accepted.
+    pub id: Option<String>,
+    /// (unit, state) per recipient, when accepted.
+    pub recipients: Vec<(String, String)>,
+    pub duplicate: bool,
+    /// Why it failed: the relay's (or the adapter's) code and messages.
+    pub code: Option<String>,
+    pub message_vi: Option<String>,
+    pub message_en: Option<String>,
+    pub details: Vec<String>,
+}
+
+impl State {
+    pub fn outcome(&self, seq: u64) -> Result<Option<Outcome>, StoreError> {
+        match self.tree.get(outcome_key(seq))? {
+            Some(v) => Ok(Some(decode("outcome", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn is_queued(&self, seq: u64) -> Result<bool, StoreError> {
+        self.tree.contains_key(out_key(seq))
+    }
 }
