@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod config;
+mod demo_cmd;
 mod edxml_cmd;
 mod lang;
 mod serve_cmd;
@@ -48,6 +49,9 @@ enum Command {
     Track(track_cmd::TrackArgs),
     /// Đo hiệu năng trục qua cổng HTTPS thật. / Benchmark the relay through its real HTTPS edge.
     Bench(bench_cmd::BenchArgs),
+    /// Chạy thử cả trục: 3 đơn vị, trục và bộ chuyển đổi trong ./demo/. / Run the whole bus: 3
+    /// units, the relay and their adapters under ./demo/.
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args, lang),
         Command::Track(args) => track_cmd::run(args, lang),
         Command::Bench(args) => bench_cmd::run(args, lang),
+        Command::Demo(args) => demo_cmd::run(args, lang),
     };
     match result {
         Ok(code) => code,
