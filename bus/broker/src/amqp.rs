@@ -155,13 +155,21 @@ impl Topology {
             ("x-queue-type", self.queue_type.as_str().to_owned()),
         ]
     }
-    fn mailbox_table(&self) -> FieldTable {
-        let mut t = FieldTable::default();
-        for (k, v) in self.mailbox_arguments() {
-            t.insert(k.into(), AMQPValue::LongString(v.into()));
-        }
-        t
+    /// Arguments of the dead-letter queue (always classic: it is one queue, read by operators).
+    pub fn dead_queue_arguments(&self) -> Vec<(&'static str, String)> {
+        vec![("x-queue-type", QueueType::Classic.as_str().to_owned())]
     }
+    fn mailbox_table(&self) -> FieldTable {
+        table(self.mailbox_arguments())
+    }
+}
+
+fn table(args: Vec<(&'static str, String)>) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in args {
+        t.insert(k.into(), AMQPValue::LongString(v.into()));
+    }
+    t
 }
 
 /// RabbitMQ mailboxes. Clone freely (one shared connection and state).
@@ -521,7 +529,7 @@ impl Inner {
             .queue_declare(
                 n.dead_queue().into(),
                 QueueDeclareOptions::durable(),
-                FieldTable::default(),
+                table(n.dead_queue_arguments()),
             )
             .await
             .map_err(amqp("queue.declare"))?;

@@ -138,6 +138,7 @@ pub struct BrokerSection {
     /// RabbitMQ URL (only for `kind = "amqp"`).
     pub url: String,
     pub embedded: EmbeddedSection,
+    pub amqp: AmqpSection,
 }
 
 impl Default for BrokerSection {
@@ -146,6 +147,7 @@ impl Default for BrokerSection {
             kind: BrokerKind::Embedded,
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
             embedded: EmbeddedSection::default(),
+            amqp: AmqpSection::default(),
         }
     }
 }
@@ -155,8 +157,26 @@ impl Default for BrokerSection {
 pub enum BrokerKind {
     /// Durable queues in the local store: one process, no services.
     Embedded,
-    /// RabbitMQ (issue 6; refused by this build).
+    /// RabbitMQ at `[broker] url`: several relay nodes can share it.
     Amqp,
+}
+
+/// `[broker.amqp]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpSection {
+    /// Type of the per-unit mailbox queues.
+    pub queue_type: AmqpQueueType,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmqpQueueType {
+    /// One node, cheap: tens of thousands of mailboxes are fine.
+    #[default]
+    Classic,
+    /// Replicated (Raft): keep to the low thousands of mailboxes per cluster.
+    Quorum,
 }
 
 /// `[broker.embedded]`.
@@ -608,14 +628,6 @@ impl Config {
             ));
         }
         problems.extend(self.certificate_problems());
-        if self.broker.kind == BrokerKind::Amqp {
-            problems.push(Problem::new(
-                "broker.kind",
-                "broker_not_available",
-                "Bản truc này chưa có hàng đợi RabbitMQ (\"amqp\"): xem issue 6. Hãy dùng kind = \"embedded\" (hàng đợi trong kho cục bộ, không cần dịch vụ nào); trục không tự chuyển sang embedded thay bạn.".to_owned(),
-                "The RabbitMQ broker (\"amqp\") is not available in this build yet: see issue 6. Use kind = \"embedded\" (queues in the local store, no services needed); the relay does not silently fall back to it.".to_owned(),
-            ));
-        }
         let url = &self.broker.url;
         if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
             problems.push(Problem::new(
@@ -1124,14 +1136,17 @@ mod tests {
     }
 
     #[test]
-    fn amqp_is_refused_with_a_pointer_to_issue_6() {
-        let (config, problems) = load("version = 1\n[broker]\nkind = \"amqp\"\n");
+    fn amqp_is_accepted_with_its_url_and_queue_type() {
+        let (config, problems) = load(
+            "version = 1\n[broker]\nkind = \"amqp\"\nurl = \"amqp://u:p@mq:5672/%2f\"\n[broker.amqp]\nqueue_type = \"quorum\"\n",
+        );
         assert_eq!(problems, vec![]);
-        let problems = config.validate();
+        assert_eq!(config.validate(), vec![]);
+        assert_eq!(config.broker.kind, BrokerKind::Amqp);
+        assert_eq!(config.broker.amqp.queue_type, AmqpQueueType::Quorum);
+        let (_, problems) = load("version = 1\n[broker.amqp]\nqueue_type = \"stream\"\n");
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].code, "broker_not_available");
-        assert!(problems[0].en.contains("issue 6"));
-        assert!(problems[0].vi.contains("issue 6"));
+        assert_eq!(problems[0].key, "broker.amqp.queue_type");
     }
 
     #[test]

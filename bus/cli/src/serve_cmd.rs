@@ -1,7 +1,8 @@
 //! `truc serve`: reads and checks the configuration, opens the store, the unit directory, the
-//! embedded broker and the relay, makes a development PKI when no certificates are configured,
-//! and runs the HTTPS edge until Ctrl-C or SIGTERM. Glue only: every rule lives in `relay`,
-//! `server`, `store`, `broker`, `directory` and `dsig`.
+//! broker (embedded, or RabbitMQ with `[broker] kind = "amqp"`) and the relay, makes a
+//! development PKI when no certificates are configured, and runs the HTTPS edge until Ctrl-C or
+//! SIGTERM. Glue only: every rule lives in `relay`, `server`, `store`, `broker`, `directory` and
+//! `dsig`.
 //!
 //! Shutdown order: the signal resolves the server's shutdown future; `server::serve` stops
 //! accepting, lets in-flight requests finish and returns; then the relay flushes the store (group
@@ -16,12 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use broker::{AnyBroker, EmbeddedBroker, EmbeddedConfig, SystemClock};
+use broker::{AmqpBroker, AmqpConfig, AnyBroker, EmbeddedBroker, EmbeddedConfig, SystemClock};
 use directory::Directory;
 use relay::{Relay, RelayConfig};
 use store::{Store, StoreOptions};
 
-use crate::config::{self, Config, ConfigError, LogFormat};
+use crate::config::{self, AmqpQueueType, BrokerKind, Config, ConfigError, LogFormat};
 use crate::lang::Lang;
 
 /// `truc serve …`
@@ -230,26 +231,52 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
     let trust = dsig::TrustStore::new(&material.roots, material.crl.as_deref().unwrap_or(b""))
         .map_err(|e| dsig_err(e, lang))?;
     let lease = Duration::from_secs(config.relay.lease_seconds);
-    let broker = EmbeddedBroker::open(
-        store.clone(),
-        EmbeddedConfig {
-            lease,
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .map_err(|e| {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("truc-serve")
+        .build()
+        .context("tokio runtime")?;
+    let broker_err = |e: broker::BrokerError| {
         anyhow::anyhow!(
             "{} [{}]",
             lang.pick(&e.message_vi(), &e.message_en()),
             e.code()
         )
-    })?;
+    };
+    let broker = match config.broker.kind {
+        BrokerKind::Embedded => AnyBroker::Embedded(
+            EmbeddedBroker::open(
+                store.clone(),
+                EmbeddedConfig {
+                    lease,
+                    clock: Arc::new(SystemClock),
+                },
+            )
+            .map_err(broker_err)?,
+        ),
+        BrokerKind::Amqp => {
+            let amqp = AmqpConfig {
+                lease,
+                queue_type: match config.broker.amqp.queue_type {
+                    AmqpQueueType::Classic => broker::QueueType::Classic,
+                    AmqpQueueType::Quorum => broker::QueueType::Quorum,
+                },
+                ..AmqpConfig::new(config.broker.url.clone())
+            };
+            // Retries for up to 30 s while RabbitMQ is starting; then fails with what to check.
+            AnyBroker::Amqp(
+                runtime
+                    .block_on(AmqpBroker::open(store.clone(), amqp))
+                    .map_err(broker_err)?,
+            )
+        }
+    };
     let max_bytes =
         usize::try_from(config.relay.max_package_mb * 1024 * 1024).unwrap_or(usize::MAX);
     let max_depth = usize::try_from(config.relay.max_depth).unwrap_or(usize::MAX);
     let relay = Relay::open(
         store,
-        AnyBroker::Embedded(broker),
+        broker,
         directory,
         RelayConfig {
             relay_id: config.relay.id.clone(),
@@ -297,11 +324,6 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
         .listen
         .parse()
         .context("http.listen (validated)")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("truc-serve")
-        .build()
-        .context("tokio runtime")?;
     runtime.block_on(run_server(listen, tls, relay, lang))
 }
 
