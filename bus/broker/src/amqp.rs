@@ -364,6 +364,11 @@ impl AmqpBroker {
         }
     }
 
+    /// Connections made so far (1 after `open`; each reconnect adds one).
+    pub fn connections(&self) -> u64 {
+        self.inner.state().generation
+    }
+
     /// The mailboxes whose queue this process declared since it started.
     pub fn declared_mailboxes(&self) -> Vec<String> {
         self.inner.state().known.iter().cloned().collect()
