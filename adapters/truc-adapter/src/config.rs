@@ -623,6 +623,26 @@ key = "certs/unit.key.pem"
     }
 
     #[test]
+    fn the_annotated_example_is_valid_and_explains_every_key() {
+        let text = include_str!("../adapter.example.toml");
+        let c = Config::parse(text, Path::new("/etc/truc")).unwrap();
+        assert_eq!(c.unit, "000.00.00.G22");
+        assert_eq!(c.http_listen, Some("127.0.0.1:8700".parse().unwrap()));
+        let table: toml::Table = text.parse().unwrap();
+        for (section, key, _, _) in KEYS {
+            let present = if section.is_empty() {
+                table.contains_key(*key)
+            } else {
+                table
+                    .get(*section)
+                    .and_then(|t| t.as_table())
+                    .is_some_and(|t| t.contains_key(*key))
+            };
+            assert!(present, "{section}.{key} is not in adapter.example.toml");
+        }
+    }
+
+    #[test]
     fn a_minimal_file_gets_folders_beside_it_and_safe_defaults() {
         let c = Config::parse(GOOD, Path::new("/etc/truc")).unwrap();
         assert_eq!(c.unit, "000.00.00.G22");
