@@ -358,6 +358,23 @@ fn every_accepted_package_is_acknowledged_exactly_once_across_sigkills() {
                                 .unwrap()
                                 .push(format!("{}: body is not the package", item.document_id));
                         }
+                        // What a recipient was given, the relay must still know (a recipient
+                        // answers with a status about it): tracking finds it, whatever crashed.
+                        for _ in 0..600 {
+                            match clients[r].tracking(&item.id).await {
+                                Ok(_) => break,
+                                Err(e) if e.retryable() => {
+                                    tokio::time::sleep(Duration::from_millis(100)).await
+                                }
+                                Err(e) => {
+                                    violations.lock().unwrap().push(format!(
+                                        "{}: offered, then unknown to the relay: {e}",
+                                        item.document_id
+                                    ));
+                                    break;
+                                }
+                            }
+                        }
                         // Like an adapter: an ack whose answer was lost is sent again (acks are
                         // idempotent) until the relay answers it.
                         let mut acked = false;

@@ -10,8 +10,11 @@
 //! and the broker backend is whatever [`broker::AnyBroker`] was opened with.
 //!
 //! Durability: [`Relay::submit`] returns only after the sealed package, its events, its tracking
-//! rows and its messages are durable (one group-committed flush). An ack is durable before it
-//! returns. After a crash the views are brought up to the log on open.
+//! rows and its messages are durable. The records are flushed *before* the messages are
+//! published, so no recipient can fetch (and answer) a package a crash could make the relay
+//! forget; a crash between the two is repaired by the sender's retry (the dedup path republishes
+//! to every recipient not yet delivered). An ack is durable before it returns. After a crash the
+//! views are brought up to the log on open.
 
 mod error;
 mod mailbox;

@@ -1,5 +1,5 @@
 //! The admit pipeline: parse → check the sender → verify → deduplicate → route → seal → archive →
-//! record → enqueue → flush. Everything before "record" only reads; a refusal at any step leaves
+//! record → flush → enqueue (durable before it returns). Everything before "record" only reads; a refusal at any step leaves
 //! nothing behind (no archive entry matters: it is content-addressed and unreferenced).
 
 use std::collections::BTreeSet;
@@ -135,13 +135,16 @@ impl Relay {
                     .filter(|r| !r.delivered)
                     .map(|r| r.unit)
                     .collect();
-                self.enqueue(&header, &pending).await?;
                 self.inner.store.flush().await?;
+                self.enqueue(&header, &pending).await?;
                 Ok(self.inner.tracking.answer(&header))
             }
             (Decision::New(a), Some(header)) => {
-                self.enqueue(&header, &a.recipients).await?;
+                // Durable first, visible second: a recipient must never fetch (and answer with a
+                // status) a package the relay could forget in a crash. The publish is itself
+                // durable before it returns.
                 self.inner.store.flush().await?;
+                self.enqueue(&header, &a.recipients).await?;
                 Ok(Accepted {
                     id: header.id.clone(),
                     document_id: header.document_id.clone(),
