@@ -30,7 +30,8 @@ fi
 rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 if ! rabbit_up; then
   say "starting RabbitMQ"
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+  # A node whose app was stopped (rabbitmqctl stop_app) only needs start_app; a stopped node needs the server.
+  timeout 60 rabbitmqctl start_app >/dev/null 2>&1 || rabbitmq-server -detached >/dev/null 2>&1 || true
   for _ in $(seq 1 60); do rabbit_up && break; sleep 1; done
   rabbit_up || { echo "RabbitMQ did not start on 127.0.0.1:5672; see /var/log/rabbitmq/" >&2; exit 1; }
 fi
