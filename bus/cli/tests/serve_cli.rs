@@ -440,18 +440,21 @@ fn the_example_config_is_valid_except_for_the_certificate_files_it_names() {
 }
 
 #[test]
-fn amqp_is_refused_at_startup_with_a_pointer_to_issue_6() {
+fn amqp_with_an_unreachable_broker_stops_at_startup_and_says_what_to_do() {
+    // `[broker] kind = "amqp"` opens RabbitMQ (issue 6); when it cannot be reached the relay
+    // does not fall back to the embedded queues: it stops with exit 2 and names the check.
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("amqp.toml");
-    std::fs::write(&cfg, "version = 1\n[broker]\nkind = \"amqp\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "version = 1\ndata_dir = \"data\"\n[http]\nlisten = \"127.0.0.1:0\"\n[broker]\nkind = \"amqp\"\nurl = \"amqp://guest:guest@127.0.0.1:1/%2f\"\n",
+    )
+    .unwrap();
     let out = truc(tmp.path(), &["serve", "--config", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("broker.kind") && err.contains("issue 6"),
-        "{err}"
-    );
-    assert!(err.contains("[broker_not_available]"), "{err}");
+    assert!(err.contains("[broker.amqp]"), "{err}");
+    assert!(err.contains("rabbitmqctl status"), "{err}");
 }
 
 #[test]
