@@ -18,6 +18,7 @@
 
 mod error;
 mod mailbox;
+mod ops;
 mod pipeline;
 mod tracking;
 
@@ -32,6 +33,10 @@ use serde::Serialize;
 use store::Store;
 
 pub use error::{Fault, Problem, RelayError};
+pub use ops::{
+    DEAD_LETTER_ROWS, DeadLetterRow, MailboxRow, MinuteRate, OpsMessage, Overview, RATE_MINUTES,
+    Rates, STATS_TIMEOUT, SignatureFailures, Totals, overview_offline,
+};
 pub use tracking::{
     Event, PackageQuery, PackageSummary, RecipientTrack, Role, TrackEvent, Tracking,
 };
@@ -120,6 +125,8 @@ struct Inner {
     config: RelayConfig,
     tracking: tracking::Views,
     counters: Counters,
+    /// Per-minute activity of the last hour for the operator view; in memory, bounded.
+    rates: ops::RateRing,
 }
 
 impl Relay {
@@ -141,6 +148,7 @@ impl Relay {
                 config,
                 tracking,
                 counters: Counters::default(),
+                rates: ops::RateRing::default(),
             }),
         })
     }

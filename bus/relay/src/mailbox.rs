@@ -113,6 +113,7 @@ impl Relay {
                 .counters
                 .delivered
                 .fetch_add(1, Ordering::Relaxed);
+            self.note_delivered();
         }
         Ok(())
     }

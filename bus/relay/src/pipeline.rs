@@ -51,12 +51,13 @@ impl Relay {
     /// package is archived, tracked and queued for every recipient, durably.
     pub async fn submit(&self, unit: &str, body: &[u8]) -> Result<Accepted, RelayError> {
         let result = self.admit(unit, body).await;
+        self.note_submit(&result);
         let c = &self.inner.counters;
         match &result {
             Ok(a) if a.duplicate => c.duplicates.fetch_add(1, Ordering::Relaxed),
             Ok(_) => c.accepted.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
-                if e.code.starts_with("signature") || e.code.starts_with("certificate") {
+                if crate::ops::is_signature_failure(e) {
                     c.signature_failures.fetch_add(1, Ordering::Relaxed);
                 }
                 if matches!(e.fault, Fault::Sender | Fault::Recipient) {
