@@ -1,0 +1,246 @@
+//! The operator overview over the real RabbitMQ (127.0.0.1:5672, `TRUC_TEST_AMQP_URL`
+//! overrides), under a unique queue prefix deleted at the end. The relay reaches RabbitMQ through
+//! a TCP relay of this test, so "broker down" is made by cutting that relay: the shared RabbitMQ
+//! itself is never stopped. RabbitMQ must be running (ops/test.sh starts it): a missing server
+//! fails the test, it does not skip it.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use broker::{AmqpBroker, AmqpConfig, AnyBroker, Broker, Clock, ManualClock};
+use common::*;
+use directory::Directory;
+use relay::{Relay, RelayConfig};
+use store::Store;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+fn amqp_addr() -> (String, String) {
+    let url = std::env::var("TRUC_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    // amqp://user:pass@HOST:PORT/vhost → (HOST:PORT, url with the address replaced later)
+    let after_at = url.rsplit_once('@').map_or(url.as_str(), |(_, r)| r);
+    let host_port = after_at.split('/').next().unwrap().to_owned();
+    (url.clone(), host_port)
+}
+
+fn unique_prefix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("test.ops.{}.{nanos}.", std::process::id())
+}
+
+/// A TCP relay from a local port to RabbitMQ that the test can cut (every connection closed,
+/// nothing listening) and bring back on the same port.
+struct Cable {
+    addr: SocketAddr,
+    upstream: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Cable {
+    async fn new(upstream: String) -> Cable {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cable = Cable {
+            addr: listener.local_addr().unwrap(),
+            upstream,
+            tasks: Arc::default(),
+        };
+        cable.serve(listener);
+        cable
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (upstream, tasks) = (self.upstream.clone(), self.tasks.clone());
+        let acceptor = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let copy = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                tasks.lock().unwrap().push(copy);
+            }
+        });
+        self.tasks.lock().unwrap().push(acceptor);
+    }
+
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    async fn mend(&self) {
+        // The aborted acceptor may take a moment to let go of the port.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    eprintln!("rebinding {}: {e}", self.addr);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot rebind {}: {e}", self.addr),
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+/// The queues under `prefix` are deleted when this is dropped, pass or fail.
+struct Cleanup {
+    store: Store,
+    config: AmqpConfig,
+    mailboxes: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (store, config, mailboxes) = (
+            self.store.clone(),
+            self.config.clone(),
+            self.mailboxes.clone(),
+        );
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let b = AmqpBroker::open(store, config).await?;
+                b.delete(&mailboxes).await?;
+                b.close().await;
+                Ok::<(), broker::BrokerError>(())
+            })
+        });
+        if let Ok(Err(e)) = done.join() {
+            eprintln!("cleanup of {} failed: {e}", self.config.prefix);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rabbitmq_the_overview_orders_dead_letters_redrives_and_reports_the_broker_down() {
+    let (url, host_port) = amqp_addr();
+    let cable = Cable::new(host_port.clone()).await;
+    let cabled_url = url.replacen(&host_port, &cable.addr.to_string(), 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = SystemTime::now();
+    let pki = dsig::pki::init(&[(A, None), (B, None), (C, None)], unix(now)).unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let prefix = unique_prefix();
+    let config = AmqpConfig {
+        prefix: prefix.clone(),
+        clock: clock.clone(),
+        poll: Duration::from_millis(50),
+        reconnect_for: Duration::from_secs(1),
+        ..AmqpConfig::new(cabled_url)
+    };
+    let _cleanup = Cleanup {
+        store: store.clone(),
+        config: AmqpConfig {
+            url: url.clone(),
+            ..config.clone()
+        },
+        mailboxes: vec![A.into(), B.into(), C.into()],
+    };
+    let amqp = AmqpBroker::open(store.clone(), config)
+        .await
+        .expect("RabbitMQ must run on 127.0.0.1:5672 (bash ops/test.sh starts it)");
+    let directory = Directory::open(&store).unwrap();
+    directory.upsert(unit(A, "Bộ Nội vụ", &[])).unwrap();
+    directory.upsert(unit(B, "UBND tỉnh Hà Nam", &[])).unwrap();
+    directory
+        .upsert(unit(C, "UBND tỉnh Nam Định", &[]))
+        .unwrap();
+    let relay = Relay::open(
+        store,
+        AnyBroker::Amqp(amqp),
+        directory,
+        RelayConfig {
+            relay_id: "000.00.00.A00".into(),
+            seal: Arc::new(
+                dsig::SigningKey::from_pem(&pki.relay.key_pem, &pki.relay.cert_pem).unwrap(),
+            ),
+            trust: Arc::new(dsig::TrustStore::new(&pki.ca.cert_pem, &pki.crl_pem).unwrap()),
+            limits: edxml::Limits::default(),
+            clock: clock.clone() as Arc<dyn Clock>,
+        },
+    )
+    .unwrap();
+    let key = {
+        let i = &pki.units.iter().find(|(c, _)| c == A).unwrap().1;
+        dsig::SigningKey::from_pem(&i.key_pem, &i.cert_pem).unwrap()
+    };
+    let send = |to: &'static str, doc: &'static str| {
+        let signed = dsig::sign(&document(A, &[to], doc, doc), &key, dsig::Role::Sender).unwrap();
+        let relay = relay.clone();
+        async move { relay.submit(A, &signed).await.unwrap().id }
+    };
+
+    // B: one package, 15 minutes old. C: two packages, fresh.
+    send(B, "doc-old").await;
+    clock.advance(Duration::from_secs(900));
+    send(C, "doc-c1").await;
+    let c2 = send(C, "doc-c2").await;
+    let o = relay.overview(0).await.unwrap();
+    assert_eq!(o.backend, "amqp");
+    assert!(o.broker_up, "{:?}", o.broker_error);
+    let rows: Vec<(&str, u64, Option<u64>)> = o
+        .mailboxes
+        .iter()
+        .map(|m| (m.unit.as_str(), m.ready, m.oldest_ready_age_s))
+        .collect();
+    assert_eq!(rows, [(B, 1, Some(900)), (C, 2, Some(0))]);
+    assert_eq!(o.mailboxes[1].name.as_deref(), Some("UBND tỉnh Nam Định"));
+    assert_eq!(o.rates.accepted, 3);
+
+    // A dead letter with its reason, then re-driven back to C.
+    relay.inbox(C, 10, Duration::ZERO).await.unwrap();
+    relay
+        .broker()
+        .dead_letter(C, &c2, "DMS refuses the attachment")
+        .await
+        .unwrap();
+    let o = relay.overview(0).await.unwrap();
+    assert_eq!(o.dead_letters_total, 1);
+    assert_eq!(o.dead_letters[0].unit, C);
+    assert_eq!(o.dead_letters[0].id, c2);
+    assert_eq!(o.dead_letters[0].reason, "DMS refuses the attachment");
+    assert_eq!(o.dead_letters[0].document_id, "doc-c2");
+    assert_eq!(relay.redrive(C).await.unwrap(), 1);
+    let o = relay.overview(0).await.unwrap();
+    assert_eq!(o.dead_letters_total, 0);
+    let c = o.mailboxes.iter().find(|m| m.unit == C).unwrap();
+    assert_eq!(c.dead_lettered, 0);
+    assert!(c.ready >= 1, "the re-driven message is ready again: {c:?}");
+
+    // The broker goes away: the overview says so (with what to check), it does not fail.
+    cable.cut();
+    let o = relay.overview(0).await.unwrap();
+    assert!(!o.broker_up);
+    let problem = o.broker_error.expect("a reason when the broker is down");
+    assert_eq!(problem.code, "broker.amqp");
+    assert!(problem.vi.contains("RabbitMQ") && problem.en.contains("RabbitMQ"));
+    assert!(o.mailboxes.is_empty() && o.dead_letters.is_empty());
+    assert_eq!(o.rates.accepted, 3, "rates survive a broker outage");
+    let err = relay.redrive(C).await.unwrap_err();
+    assert_eq!((err.code, err.status), ("broker_unavailable", 503));
+
+    // Back again: the relay reconnects by itself.
+    cable.mend().await;
+    let o = relay.overview(0).await.unwrap();
+    assert!(o.broker_up, "{:?}", o.broker_error);
+    assert!(o.mailboxes.iter().any(|m| m.unit == B));
+}
