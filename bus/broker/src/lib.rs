@@ -2,7 +2,9 @@
 //! long-poll fetch with a lease, ack, release, dead letters with redrive, cheap stats) and its
 //! backends: [`EmbeddedBroker`], durable queues in the local store (sled, through `bus/store`),
 //! and [`AmqpBroker`], per-unit queues on RabbitMQ through lapin (see `amqp.rs` for how the
-//! contract maps onto AMQP). This crate is the only one that knows lapin. Messages are small envelopes ([`Message`], the
+//! contract maps onto AMQP), plus the [`SharedLog`] (a RabbitMQ stream every relay node appends
+//! its tracking events to and reads whole: what lets several relay nodes on one RabbitMQ act as
+//! one bus). This crate is the only one that knows lapin. Messages are small envelopes ([`Message`], the
 //! claim-check): the package body stays in the store's archive. The broker knows nothing of
 //! edXML, signatures or HTTP, and reads time only through an injected [`Clock`].
 //!
@@ -22,6 +24,7 @@ mod clock;
 pub mod contract;
 mod embedded;
 mod error;
+mod shared_log;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -32,6 +35,7 @@ pub use amqp::{AmqpBroker, AmqpConfig, QueueType, Topology};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use error::{BrokerError, Fault};
+pub use shared_log::{LogRecord, SharedLog, SharedLogConfig};
 pub use store::Digest;
 
 /// What a message announces.
