@@ -369,6 +369,50 @@ impl AmqpBroker {
         self.inner.state().generation
     }
 
+    /// Channels that [`AmqpBroker::declare_mailboxes`] spreads its declares over (RabbitMQ runs
+    /// each channel in a process of its own).
+    pub const DECLARE_CHANNELS: usize = 8;
+    /// Declares sent on one channel between two synchronous calls.
+    pub const DECLARE_BARRIER: usize = 500;
+
+    /// Declares and binds the queues of `mailboxes` (the relay calls it at start with every unit
+    /// of the directory, so no first publish or fetch pays for a declare). One round trip per
+    /// declare would take minutes for 30,000 units, so the declares are pipelined: sent with
+    /// `nowait` over [`Self::DECLARE_CHANNELS`] channels of their own, with a synchronous passive
+    /// declare every [`Self::DECLARE_BARRIER`] mailboxes that bounds what is in flight and surfaces a
+    /// refusal (RabbitMQ closes the channel, e.g. on a queue type that differs from an existing
+    /// queue's). Returns how many were declared (those already declared on this connection are
+    /// skipped).
+    pub async fn declare_mailboxes(&self, mailboxes: &[String]) -> Result<usize, BrokerError> {
+        for mb in mailboxes {
+            validate(mb)?;
+        }
+        let inner = &self.inner;
+        let todo: Vec<String> = {
+            let s = inner.state();
+            let mut seen = HashSet::new();
+            mailboxes
+                .iter()
+                .filter(|mb| !s.declared.contains(*mb) && seen.insert(mb.as_str()))
+                .cloned()
+                .collect()
+        };
+        if todo.is_empty() {
+            return Ok(0);
+        }
+        let link = inner.link().await?;
+        inner.in_lanes(&link, &todo, Lane::Declare).await?;
+        let mut s = inner.state();
+        let current = s.generation == link.generation;
+        for mb in &todo {
+            if current {
+                s.declared.insert(mb.clone());
+            }
+            s.known.insert(mb.clone());
+        }
+        Ok(todo.len())
+    }
+
     /// The mailboxes whose queue this process declared since it started.
     pub fn declared_mailboxes(&self) -> Vec<String> {
         self.inner.state().known.iter().cloned().collect()
@@ -381,17 +425,15 @@ impl AmqpBroker {
         let link = self.inner.link().await?;
         let mut all: BTreeSet<String> = self.inner.state().known.iter().cloned().collect();
         all.extend(mailboxes.iter().cloned());
-        let mut queues: Vec<String> = all
-            .iter()
-            .map(|mb| self.inner.names.mailbox_queue(mb))
-            .collect();
-        queues.push(self.inner.names.dead_queue());
-        for q in queues {
-            link.admin
-                .queue_delete(q.into(), QueueDeleteOptions::default())
-                .await
-                .map_err(amqp("queue.delete"))?;
-        }
+        let all: Vec<String> = all.into_iter().collect();
+        self.inner.in_lanes(&link, &all, Lane::Delete).await?;
+        link.admin
+            .queue_delete(
+                self.inner.names.dead_queue().into(),
+                QueueDeleteOptions::default(),
+            )
+            .await
+            .map_err(amqp("queue.delete"))?;
         for ex in [
             self.inner.names.exchange(),
             self.inner.names.dead_exchange(),
@@ -426,6 +468,80 @@ impl AmqpBroker {
     }
 }
 
+/// What [`Inner::in_lanes`] does to each mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Declare the queue (durable, mailbox arguments) and bind it by the unit code.
+    Declare,
+    /// Delete the queue with what it holds.
+    Delete,
+}
+
+/// One channel's share of [`Inner::in_lanes`]: every operation sent without waiting
+/// (`nowait`), and a synchronous passive declare of the exchange (which RabbitMQ answers only
+/// after everything sent before it on the channel) every [`AmqpBroker::DECLARE_BARRIER`]
+/// mailboxes and at the end.
+async fn lane(
+    ch: &Channel,
+    names: &Topology,
+    mailboxes: &[String],
+    op: Lane,
+) -> Result<(), BrokerError> {
+    let args = names.mailbox_table();
+    let exchange = names.exchange();
+    let declare = QueueDeclareOptions {
+        durable: true,
+        nowait: true,
+        ..QueueDeclareOptions::default()
+    };
+    let bind = QueueBindOptions { nowait: true };
+    let delete = QueueDeleteOptions {
+        nowait: true,
+        ..QueueDeleteOptions::default()
+    };
+    for chunk in mailboxes.chunks(AmqpBroker::DECLARE_BARRIER) {
+        for mb in chunk {
+            let q = names.mailbox_queue(mb);
+            match op {
+                Lane::Declare => {
+                    ch.queue_declare(q.as_str().into(), declare, args.clone())
+                        .await
+                        .map_err(amqp("queue.declare"))?;
+                    ch.queue_bind(
+                        q.into(),
+                        exchange.as_str().into(),
+                        mb.as_str().into(),
+                        bind,
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp("queue.bind"))?;
+                }
+                Lane::Delete => {
+                    ch.queue_delete(q.into(), delete)
+                        .await
+                        .map_err(amqp("queue.delete"))?;
+                }
+            }
+        }
+        ch.exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp(match op {
+            Lane::Declare => "queue.declare",
+            Lane::Delete => "queue.delete",
+        }))?;
+    }
+    Ok(())
+}
+
 /// Every second, gives back the messages whose lease ran out (until the broker is dropped).
 async fn sweep_leases(inner: Weak<Inner>) {
     loop {
@@ -441,6 +557,51 @@ async fn sweep_leases(inner: Weak<Inner>) {
 }
 
 impl Inner {
+    /// Runs `op` on every mailbox, pipelined over [`AmqpBroker::DECLARE_CHANNELS`] channels of
+    /// its own (closed at the end); the first refusal is the error.
+    async fn in_lanes(
+        &self,
+        link: &Link,
+        mailboxes: &[String],
+        op: Lane,
+    ) -> Result<(), BrokerError> {
+        let lanes = AmqpBroker::DECLARE_CHANNELS.min(mailboxes.len());
+        if lanes == 0 {
+            return Ok(());
+        }
+        let mut parts: Vec<Vec<String>> = vec![Vec::new(); lanes];
+        for (i, mb) in mailboxes.iter().enumerate() {
+            parts[i % lanes].push(mb.clone());
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for part in parts {
+            let ch = link
+                .connection
+                .create_channel()
+                .await
+                .map_err(amqp("channel.open"))?;
+            let names = self.names.clone();
+            tasks.spawn(async move {
+                let r = lane(&ch, &names, &part, op).await;
+                let _ = ch.close(200, "truc lane done".into()).await;
+                r
+            });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let r = joined.map_err(|e| BrokerError::Amqp {
+                op: "channel task",
+                detail: e.to_string(),
+            });
+            if let Err(e) | Ok(Err(e)) = r
+                && first_error.is_none()
+            {
+                first_error = Some(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
