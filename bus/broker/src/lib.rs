@@ -24,6 +24,7 @@ mod clock;
 pub mod contract;
 mod embedded;
 mod error;
+pub mod outage;
 mod shared_log;
 
 use std::future::Future;

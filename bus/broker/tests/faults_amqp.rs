@@ -5,58 +5,25 @@
 //! id), nothing that was never published is offered, and the counts are printed. The broker is
 //! always started again when a test ends, pass or fail (a guard runs `start_app` on drop).
 //!
-//! The two tests take a process-wide lock: they disturb the whole server, so they never overlap.
+//! Each test holds `broker::outage::OutageGuard`, a lock file shared by every fault test on the
+//! machine (this file's and the relay's in `bus/cli/tests/amqp_faults.rs`): they disturb the whole
+//! server, so they never overlap, and the guard starts the broker again whatever happens.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use broker::outage::OutageGuard;
 use broker::{AckOutcome, AmqpBroker, AmqpConfig, Broker, Digest, Message, MessageKind, Publish};
-
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const MAILBOXES: usize = 8;
 const MESSAGES: usize = 4_000;
 const BATCH: usize = 40;
 const PACE: Duration = Duration::from_millis(60);
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl must be installed with RabbitMQ (bash ops/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn answering() -> bool {
-    std::net::TcpStream::connect_timeout(
-        &"127.0.0.1:5672".parse().unwrap(),
-        Duration::from_millis(500),
-    )
-    .is_ok()
-}
-
-/// Starts the RabbitMQ application again when dropped, whatever happened, and waits for it.
-struct KeepBrokerRunning;
-
-impl Drop for KeepBrokerRunning {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").arg("start_app").output();
-        let until = Instant::now() + Duration::from_secs(60);
-        while !answering() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
 
 fn message(id: &str) -> Message {
     Message {
@@ -87,9 +54,13 @@ struct Counts {
 /// Publishes MESSAGES ids in batches over MAILBOXES mailboxes (retrying a failed batch with the
 /// same ids, as a sender retries after a 503), while consumers fetch and ack; runs `fault` once
 /// about a third of the messages are published; then checks and prints the counts.
-async fn load_with_fault(name: &str, fault: impl FnOnce() + Send + 'static) {
-    let _serial = SERIAL.lock().await;
-    let _keep = KeepBrokerRunning;
+async fn load_with_fault(name: &str, fault: impl FnOnce(&OutageGuard) + Send + 'static) {
+    let guard = Arc::new(
+        tokio::task::spawn_blocking(|| OutageGuard::acquire("127.0.0.1:5672".parse().unwrap()))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
     let prefix = format!(
         "test.fault.{}.{}.",
         std::process::id(),
@@ -168,12 +139,13 @@ async fn load_with_fault(name: &str, fault: impl FnOnce() + Send + 'static) {
 
     let faulted = {
         let published = published.clone();
+        let guard = guard.clone();
         tokio::task::spawn_blocking(move || {
             while published.load(Ordering::SeqCst) < (MESSAGES / 3) as u64 {
                 std::thread::sleep(Duration::from_millis(5));
             }
             let at = published.load(Ordering::SeqCst);
-            fault();
+            fault(&guard);
             (at, published.load(Ordering::SeqCst))
         })
     };
@@ -283,18 +255,18 @@ async fn load_with_fault(name: &str, fault: impl FnOnce() + Send + 'static) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_confirmed_message_is_acked_once_across_stop_app_and_start_app() {
-    load_with_fault("stop_app/start_app", || {
-        rabbitmqctl(&["stop_app"]);
+    load_with_fault("stop_app/start_app", |broker| {
+        broker.stop_app().unwrap();
         std::thread::sleep(Duration::from_secs(2));
-        rabbitmqctl(&["start_app"]);
+        broker.start_app().unwrap();
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_confirmed_message_is_acked_once_across_close_all_connections() {
-    load_with_fault("close_all_connections", || {
-        rabbitmqctl(&["close_all_connections", "truc fault test"]);
+    load_with_fault("close_all_connections", |broker| {
+        broker.close_all_connections().unwrap();
     })
     .await;
 }
