@@ -571,6 +571,25 @@ impl Client {
         self.json(res).await
     }
 
+    /// `GET /portal/ops/queues?top=N` as the operator account `user` (HTTP Basic): the
+    /// operator overview (mailboxes worst first, dead letters, rates, broker connectivity). The
+    /// caller picks the type to read it into (the relay's `relay::Overview`; this crate does not
+    /// know it). A clerk account is `403`, a wrong password `401`.
+    pub async fn ops_queues<T: DeserializeOwned>(
+        &self,
+        top: usize,
+        user: &str,
+        password: &str,
+    ) -> Result<T, ClientError> {
+        let mut url = self.url(&["portal", "ops", "queues"]);
+        url.query_pairs_mut().append_pair("top", &top.to_string());
+        let req = self
+            .request(Method::GET, url)
+            .basic_auth(user, Some(password));
+        let res = self.send(req).await?;
+        self.json(res).await
+    }
+
     /// `GET /metrics`: the Prometheus text.
     pub async fn metrics(&self) -> Result<String, ClientError> {
         let res = self

@@ -7,6 +7,7 @@ mod config;
 mod demo_cmd;
 mod edxml_cmd;
 mod lang;
+mod ops_cmd;
 mod serve_cmd;
 mod track_cmd;
 mod trust_cmd;
@@ -52,6 +53,10 @@ enum Command {
     /// Chạy thử cả trục: 3 đơn vị, trục và bộ chuyển đổi trong ./demo/. / Run the whole bus: 3
     /// units, the relay and their adapters under ./demo/.
     Demo(demo_cmd::DemoArgs),
+    /// Vận hành: bảng hộp thư, đưa lại thư bị gác lại. / Operations: the mailbox table, re-drive
+    /// dead letters.
+    #[command(subcommand)]
+    Ops(ops_cmd::OpsCommand),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Track(args) => track_cmd::run(args, lang),
         Command::Bench(args) => bench_cmd::run(args, lang),
         Command::Demo(args) => demo_cmd::run(args, lang),
+        Command::Ops(cmd) => ops_cmd::run(cmd, lang),
     };
     match result {
         Ok(code) => code,
