@@ -45,6 +45,8 @@ pub struct Config {
     pub broker: BrokerSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub portal: PortalSection,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -61,6 +63,7 @@ impl Default for Config {
             seal: SealSection::default(),
             broker: BrokerSection::default(),
             log: LogSection::default(),
+            portal: PortalSection::default(),
         }
     }
 }
@@ -190,6 +193,37 @@ pub struct EmbeddedSection {
 impl Default for EmbeddedSection {
     fn default() -> Self {
         EmbeddedSection { cache_mb: 256 }
+    }
+}
+
+/// `[portal]`: the clerk portal and operator pages under `/portal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSection {
+    /// The accounts file `truc accounts` writes and the portal re-reads when it changes; a
+    /// relative path is relative to `data_dir`.
+    pub accounts: PathBuf,
+    /// How long a sign-in lasts, in minutes.
+    pub session_minutes: u64,
+}
+
+impl Default for PortalSection {
+    fn default() -> Self {
+        PortalSection {
+            accounts: PathBuf::from("accounts.json"),
+            session_minutes: 480,
+        }
+    }
+}
+
+impl Config {
+    /// The portal accounts file: `[portal] accounts`, under `data_dir` when relative.
+    pub fn accounts_file(&self) -> PathBuf {
+        if self.portal.accounts.is_absolute() {
+            self.portal.accounts.clone()
+        } else {
+            self.data_dir.join(&self.portal.accounts)
+        }
     }
 }
 
@@ -545,7 +579,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Inclusive bounds of the numeric keys: (key path, min, max, unit vi, unit en).
-const BOUNDS: [(&str, u64, u64, &str, &str); 5] = [
+const BOUNDS: [(&str, u64, u64, &str, &str); 6] = [
+    ("portal.session_minutes", 5, 10_080, "phút", "minutes"),
     ("relay.lease_seconds", 10, 86_400, "giây", "seconds"),
     ("relay.max_package_mb", 1, 1024, "MiB", "MiB"),
     ("relay.max_depth", 16, 1024, "cấp", "levels"),
@@ -558,6 +593,7 @@ impl Config {
     pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let numbers = [
+            self.portal.session_minutes,
             self.relay.lease_seconds,
             self.relay.max_package_mb,
             self.relay.max_depth,

@@ -2,6 +2,7 @@
 //! arguments, calls into a bus crate, and prints. No format or protocol logic
 //! lives here.
 
+mod accounts_cmd;
 mod bench_cmd;
 mod config;
 mod demo_cmd;
@@ -45,6 +46,8 @@ enum Command {
     Units(units_cmd::UnitsArgs),
     /// Chạy trục (HTTPS) đến khi Ctrl-C/SIGTERM. / Run the relay (HTTPS) until Ctrl-C/SIGTERM.
     Serve(serve_cmd::ServeArgs),
+    /// Tài khoản cổng văn thư: thêm, liệt kê, khóa. / Portal accounts: add, list, disable.
+    Accounts(accounts_cmd::AccountsArgs),
     /// Theo dõi một gói tin theo từng nơi nhận; dựng lại bảng theo dõi. / Track a package per
     /// recipient; rebuild the tracking views.
     Track(track_cmd::TrackArgs),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => trust_cmd::run_verify(args, lang),
         Command::Units(args) => units_cmd::run(args, lang),
         Command::Serve(args) => serve_cmd::run(args, lang),
+        Command::Accounts(args) => accounts_cmd::run(args, lang),
         Command::Track(args) => track_cmd::run(args, lang),
         Command::Bench(args) => bench_cmd::run(args, lang),
         Command::Demo(args) => demo_cmd::run(args, lang),

@@ -324,13 +324,18 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
         .listen
         .parse()
         .context("http.listen (validated)")?;
-    runtime.block_on(run_server(listen, tls, relay, lang))
+    let portal = portal::Settings {
+        accounts: config.accounts_file(),
+        session: Duration::from_secs(config.portal.session_minutes * 60),
+    };
+    runtime.block_on(run_server(listen, tls, relay, portal, lang))
 }
 
 async fn run_server(
     listen: SocketAddr,
     tls: server::TlsSettings,
     relay: Relay,
+    portal: portal::Settings,
     lang: Lang,
 ) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -377,7 +382,14 @@ async fn run_server(
     let shutdown = async move {
         let _ = stop_rx.await;
     };
-    let result = server::serve(listener, tls, relay.clone(), shutdown).await;
+    eprintln!(
+        "{}",
+        lang.pick(
+            &format!("Cổng văn thư: {url}/portal/ (tài khoản: truc accounts add)"),
+            &format!("Clerk portal: {url}/portal/ (accounts: truc accounts add)"),
+        )
+    );
+    let result = server::serve_with(listener, tls, relay.clone(), Some(portal), shutdown).await;
     result.map_err(|e| {
         anyhow::anyhow!(
             "{} [{}]",

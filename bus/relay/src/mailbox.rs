@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use broker::{AckOutcome, Broker};
 
-use crate::tracking::{Event, PackageQuery, PackageSummary, Tracking, ms};
+use crate::tracking::{Event, PackageQuery, PackageSummary, Page, PageOptions, Tracking, ms};
 use crate::{InboxItem, Relay, RelayError, rfc3339};
 
 impl Relay {
@@ -139,6 +139,41 @@ impl Relay {
         query: &PackageQuery,
     ) -> Result<Vec<PackageSummary>, RelayError> {
         Ok(self.inner.tracking.list(unit, query)?)
+    }
+
+    /// A page of the packages `unit` sent or received, narrowed further by `options` (the
+    /// portal's list: date range end, recipient, and a bound on how much one page reads).
+    pub fn packages_page(
+        &self,
+        unit: &str,
+        query: &PackageQuery,
+        options: &PageOptions,
+    ) -> Result<Page, RelayError> {
+        Ok(self.inner.tracking.page(unit, query, options)?)
+    }
+
+    /// The sealed package `id` as archived, for whoever may see it (no unit check: the caller,
+    /// the portal, has already checked with [`Relay::tracking`] that its user may).
+    pub fn archived_body(&self, id: &str) -> Result<Vec<u8>, RelayError> {
+        let header = self
+            .inner
+            .tracking
+            .header(id)?
+            .ok_or_else(|| RelayError::not_found("gói tin", "package", id))?;
+        match self.inner.store.archive().get(&header.digest)? {
+            Some(bytes) => Ok(bytes),
+            None => Err(RelayError::new(
+                "archive_missing",
+                crate::Fault::Relay,
+                500,
+                format!(
+                    "Kho lưu trữ của trục không còn nội dung gói tin {id}. Hãy báo quản trị trục."
+                ),
+                format!(
+                    "The relay's archive has lost the body of package {id}. Tell the relay operator."
+                ),
+            )),
+        }
     }
 
     /// Tracking of any package (operators and the `truc track` command; no unit check).

@@ -179,6 +179,29 @@ pub struct PackageSummary {
     pub state: Option<String>,
 }
 
+/// What the portal's list narrows by besides a [`PackageQuery`], and how much it may look at.
+#[derive(Debug, Clone, Default)]
+pub struct PageOptions {
+    /// Only packages accepted strictly before this time (the end of a date range).
+    pub until: Option<SystemTime>,
+    /// Only packages sent to a unit whose code contains this text.
+    pub recipient: Option<String>,
+    /// Look at no more than this many packages for one page (a search or filter that matches
+    /// rarely stops there and says where to go on, so no page costs more than this many reads).
+    pub budget: Option<usize>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page {
+    pub items: Vec<PackageSummary>,
+    /// Continue with `after = next`: the last package looked at (returned or not). `None` when
+    /// the list is exhausted.
+    pub next: Option<String>,
+    /// How many packages were looked at.
+    pub examined: usize,
+}
+
 /// The state a status code puts a recipient in.
 pub fn state_of_status(code: &str) -> String {
     match code {
@@ -350,6 +373,13 @@ impl Views {
                 status_code,
                 description,
             } => {
+                // A package folded before (the same package accepted at two relay nodes, or an
+                // event read twice from the shared log) is left alone. The header is written
+                // last, so a fold cut short by a crash is completed by the replay.
+                if self.pkg.contains_key(id.as_bytes())? {
+                    self.meta.insert(APPLIED, seq.to_be_bytes())?;
+                    return Ok(());
+                }
                 let header = Header {
                     id: id.clone(),
                     kind: *kind,
@@ -366,7 +396,6 @@ impl Views {
                     status_code: status_code.clone(),
                     description: description.clone(),
                 };
-                self.pkg.insert(id.as_bytes(), json(&header)?)?;
                 self.doc.insert(key2(from, doc_key), id.as_bytes())?;
                 self.sent.insert(time_key(from, *at_ms, id), b"")?;
                 let queued = TrackEvent {
@@ -426,6 +455,7 @@ impl Views {
                         })?;
                     }
                 }
+                self.pkg.insert(id.as_bytes(), json(&header)?)?;
             }
             Event::Delivered { id, unit, at_ms } => {
                 let at_ms = *at_ms;
@@ -566,6 +596,17 @@ impl Views {
         unit: &str,
         query: &PackageQuery,
     ) -> Result<Vec<PackageSummary>, StoreError> {
+        Ok(self.page(unit, query, &PageOptions::default())?.items)
+    }
+
+    /// A page of `unit`'s packages, newest first, narrowed further by `options` and looking at
+    /// no more than `options.budget` packages (see [`Page::next`]).
+    pub(crate) fn page(
+        &self,
+        unit: &str,
+        query: &PackageQuery,
+        options: &PageOptions,
+    ) -> Result<Page, StoreError> {
         let index = match query.role {
             Role::Sent => &self.sent,
             Role::Received => &self.recv,
@@ -584,9 +625,23 @@ impl Views {
                 k.push(0); // strictly after the last item seen
                 k
             }
-            None => prefix.clone(),
+            None => match options.until.map(ms) {
+                // Strictly older than `until`: past every key of that millisecond.
+                Some(until) => {
+                    let mut k = prefix.clone();
+                    k.extend_from_slice(&(u64::MAX - until).to_be_bytes());
+                    k.push(0xff);
+                    k
+                }
+                None => prefix.clone(),
+            },
         };
         let since = query.since.map(ms);
+        let recipient = options.recipient.as_deref().filter(|r| !r.is_empty());
+        let budget = options.budget.unwrap_or(usize::MAX).max(1);
+        let mut examined = 0usize;
+        let mut last: Option<String> = None;
+        let mut exhausted = true;
         let needle = query
             .q
             .as_deref()
@@ -599,10 +654,21 @@ impl Views {
             if !key.starts_with(&prefix) {
                 break;
             }
+            if examined >= budget {
+                exhausted = false;
+                break;
+            }
+            examined += 1;
             let id = String::from_utf8_lossy(&key[prefix.len() + 9..]).into_owned();
+            last = Some(id.clone());
             let Some(h) = self.header(&id)? else { continue };
             if since.is_some_and(|s| h.at_ms < s) {
                 break;
+            }
+            if let Some(r) = recipient
+                && !h.recipients.iter().any(|u| u.contains(r))
+            {
+                continue;
             }
             if let Some(q) = &needle {
                 let hay = format!(
@@ -653,10 +719,15 @@ impl Views {
                 },
             });
             if out.len() >= limit {
+                exhausted = false;
                 break;
             }
         }
-        Ok(out)
+        Ok(Page {
+            next: if exhausted { None } else { last },
+            examined,
+            items: out,
+        })
     }
 }
 

@@ -100,11 +100,31 @@ pub async fn serve(
     relay: relay::Relay,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_with(listener, tls, relay, None, shutdown).await
+}
+
+/// [`serve`], plus the clerk portal and operator pages under `/portal` (and `/` redirecting
+/// there) when `portal` is given. The portal router is merged after the API's layers, so its
+/// HTML answers are not turned into the API's JSON errors.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: TlsSettings,
+    relay: relay::Relay,
+    portal: Option<portal::Settings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let acceptor = Arc::new(tls::acceptor(&tls)?);
     // Every connection task (and the router, through its state) holds a receiver; the sender's
     // `closed()` resolves when the last one is gone, i.e. when every connection has ended.
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
-    let app = routes::router_with(relay, stop_rx.clone());
+    let app = routes::router_with(relay.clone(), stop_rx.clone());
+    let app = match portal {
+        Some(settings) => app.nest("/portal", portal::router(relay, settings)).route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/portal/") }),
+        ),
+        None => app,
+    };
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "relay HTTPS edge listening");
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
