@@ -25,6 +25,14 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+# promtool (Debian package prometheus) judges /metrics and the alert rules; its recommends
+# (exporters) are not needed.
+if ! command -v promtool >/dev/null 2>&1; then
+  say "installing: prometheus (promtool)"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 
 # --- 2. RabbitMQ ------------------------------------------------------------------------
 rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }

@@ -35,11 +35,10 @@ use store::Store;
 pub use error::{Fault, Problem, RelayError};
 pub use ops::{
     DEAD_LETTER_ROWS, DeadLetterRow, MailboxRow, MinuteRate, OpsMessage, Overview, RATE_MINUTES,
-    Rates, STATS_TIMEOUT, SignatureFailures, Totals, overview_offline,
+    Rates, Refusals, STATS_TIMEOUT, SignatureFailures, Totals, overview_offline,
 };
 pub use tracking::{
-    Event, PackageQuery, PackageSummary, Page, PageOptions, RecipientTrack, Role, TrackEvent,
-    Tracking,
+    Event, PackageQuery, PackageSummary, RecipientTrack, Role, TrackEvent, Tracking,
 };
 
 /// What the relay needs besides its store, broker and directory.

@@ -59,6 +59,7 @@
 //! usable unit code is `400 invalid_mailbox`; a broker that is down is `503 broker_unavailable`.
 //! Both are ordinary [`RelayError`]s (code, vi, en). Callers must restrict both calls to operators.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -189,19 +190,32 @@ struct Bucket {
     signature_failures: u64,
 }
 
-/// A ring of per-minute buckets, indexed by unix minute modulo [`RATE_MINUTES`]. Created with
-/// the relay, lives as long as it, never grows.
+/// A ring of per-minute buckets, indexed by unix minute modulo [`RATE_MINUTES`], and the count
+/// of refused submissions per error code since start. Created with the relay, lives as long as
+/// it; bounded: the ring never grows and error codes are a fixed set of `&'static str`.
 #[derive(Debug)]
 pub(crate) struct RateRing {
     buckets: Mutex<[Bucket; RATE_MINUTES]>,
+    refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Default for RateRing {
     fn default() -> RateRing {
         RateRing {
             buckets: Mutex::new([Bucket::default(); RATE_MINUTES]),
+            refused: Mutex::new(BTreeMap::new()),
         }
     }
+}
+
+/// Refused submissions since start for one error code (for `/metrics`: bounded labels).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusals {
+    /// The stable error code (`signature_invalid`, `unknown_recipient`, `store_unavailable`, …).
+    pub code: &'static str,
+    /// `sender`, `recipient` (counted as rejected) or `relay`, `broker` (failed: retry later).
+    pub fault: &'static str,
+    pub count: u64,
 }
 
 fn unix_minute(t: SystemTime) -> u64 {
@@ -270,6 +284,18 @@ impl Relay {
             Ok(a) if a.duplicate => {}
             Ok(_) => ring.note(now, Activity::Accepted),
             Err(e) => {
+                let fault = match e.fault {
+                    Fault::Sender => "sender",
+                    Fault::Recipient => "recipient",
+                    Fault::Relay => "relay",
+                    Fault::Broker => "broker",
+                };
+                *ring
+                    .refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry((e.code, fault))
+                    .or_default() += 1;
                 if is_signature_failure(e) {
                     ring.note(now, Activity::SignatureFailure);
                 }
@@ -278,6 +304,18 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Refused submissions since start, per error code and whose fault, sorted by code.
+    pub fn refusals(&self) -> Vec<Refusals> {
+        self.inner
+            .rates
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(&(code, fault), &count)| Refusals { code, fault, count })
+            .collect()
     }
 
     /// Feeds the rate ring with one acknowledged delivery.

@@ -1,7 +1,13 @@
 //! `/metrics`: Prometheus text from prometheus-client. Labels are bounded: the HTTP histogram is
-//! labelled by method, route *template* (from [`crate::ROUTES`], or `unmatched`) and status class,
-//! never by an id or a unit code. Relay counters are read at scrape time; mailbox totals come
-//! from `Broker::stats`, which walks every mailbox, so they are cached for [`STATS_TTL`].
+//! labelled by method, route *template* (from [`crate::ROUTES`], or `unmatched`) and status class;
+//! the submit histogram by outcome (`accepted`, `duplicate`, `rejected`, `failed`); refusals by
+//! their stable error code and whose fault; backlog gauges by a fixed set of age thresholds. Never
+//! by an id or a unit code. Relay counters are read at scrape time; mailbox totals come from
+//! `Broker::stats`, which walks every mailbox, so they are cached for [`STATS_TTL`].
+//!
+//! Two text formats from one registry: OpenMetrics when the scraper asks for it (`Accept:
+//! application/openmetrics-text`, as Prometheus does) and the classic Prometheus text format
+//! 0.0.4 otherwise (curl, `promtool check metrics`); [`classic`] turns the first into the second.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -13,6 +19,7 @@ use axum::response::Response;
 use broker::Broker;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -33,6 +40,19 @@ struct HttpLabels {
     status: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubmitLabels {
+    outcome: &'static str,
+}
+
+/// Age thresholds of the backlog gauge `truc_mailboxes_waiting{older_than}`.
+pub const BACKLOG_THRESHOLDS: [(&str, Duration); 4] = [
+    ("5m", Duration::from_secs(300)),
+    ("1h", Duration::from_secs(3600)),
+    ("4h", Duration::from_secs(4 * 3600)),
+    ("1d", Duration::from_secs(86_400)),
+];
+
 /// Mailbox totals as of the last successful `Broker::stats`.
 #[derive(Debug, Clone, Default)]
 struct MailboxTotals {
@@ -41,6 +61,8 @@ struct MailboxTotals {
     in_flight: u64,
     dead_lettered: u64,
     oldest_ready_age: Duration,
+    /// Mailboxes whose oldest ready message is older than each of [`BACKLOG_THRESHOLDS`].
+    waiting: [u64; BACKLOG_THRESHOLDS.len()],
     /// Whether the last `stats` call answered.
     up: bool,
 }
@@ -50,6 +72,7 @@ struct MailboxTotals {
 pub(crate) struct Metrics {
     registry: Registry,
     http: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    submit: Family<SubmitLabels, Histogram, fn() -> Histogram>,
     totals: Arc<Mutex<MailboxTotals>>,
     /// When totals were last refreshed; the async lock makes concurrent scrapes share one walk.
     refreshed: tokio::sync::Mutex<Option<Instant>>,
@@ -58,6 +81,11 @@ pub(crate) struct Metrics {
 fn request_histogram() -> Histogram {
     // 1 ms … 65 s (long-polls wait up to 60 s).
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+fn submit_histogram() -> Histogram {
+    // 5 ms … 41 s: a submission is parse + verify + seal + one group-commit flush.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
 impl Metrics {
@@ -70,6 +98,13 @@ impl Metrics {
             "Time to answer an API request, by route template and status class",
             http.clone(),
         );
+        let submit: Family<SubmitLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(submit_histogram);
+        registry.register(
+            "truc_submit_duration_seconds",
+            "Time to answer POST /v1/packages, by outcome (accepted, duplicate, rejected, failed)",
+            submit.clone(),
+        );
         let totals = Arc::new(Mutex::new(MailboxTotals::default()));
         registry.register_collector(Box::new(RelayCollector {
             relay,
@@ -78,6 +113,7 @@ impl Metrics {
         Metrics {
             registry,
             http,
+            submit,
             totals,
             refreshed: tokio::sync::Mutex::new(None),
         }
@@ -88,8 +124,20 @@ impl Metrics {
         method: &'static str,
         route: &'static str,
         status: StatusCode,
+        duplicate: bool,
         took: Duration,
     ) {
+        if method == "POST" && route == "/v1/packages" {
+            let outcome = match status.as_u16() {
+                200..=299 if duplicate => "duplicate",
+                200..=299 => "accepted",
+                400..=499 => "rejected",
+                _ => "failed",
+            };
+            self.submit
+                .get_or_create(&SubmitLabels { outcome })
+                .observe(took.as_secs_f64());
+        }
         let status = match status.as_u16() {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -126,6 +174,12 @@ impl Metrics {
                         .filter_map(|s| s.oldest_ready_age)
                         .max()
                         .unwrap_or_default(),
+                    waiting: BACKLOG_THRESHOLDS.map(|(_, limit)| {
+                        stats
+                            .iter()
+                            .filter(|s| s.oldest_ready_age.is_some_and(|a| a > limit))
+                            .count() as u64
+                    }),
                     up: true,
                 };
             }
@@ -141,12 +195,16 @@ impl Metrics {
         *refreshed = Some(Instant::now());
     }
 
-    /// The text exposition (OpenMetrics text, which Prometheus reads).
-    pub(crate) async fn render(&self, relay: &relay::Relay) -> Result<String, std::fmt::Error> {
+    /// The text exposition: OpenMetrics when `openmetrics`, else the classic text format.
+    pub(crate) async fn render(
+        &self,
+        relay: &relay::Relay,
+        openmetrics: bool,
+    ) -> Result<String, std::fmt::Error> {
         self.refresh(relay).await;
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        Ok(out)
+        Ok(if openmetrics { out } else { classic(&out) })
     }
 }
 
@@ -183,12 +241,25 @@ impl Collector for RelayCollector {
             "Resubmissions answered with the stored answer",
             c.duplicates,
         )?;
-        counter(
-            e,
-            "truc_packages_rejected",
-            "Submissions refused for the sender's or a recipient's fault",
-            c.rejected,
-        )?;
+        let refusals = self.relay.refusals();
+        for (name, help, faults) in [
+            (
+                "truc_packages_rejected",
+                "Submissions refused for the sender's or a recipient's fault, by error code",
+                ["sender", "recipient"],
+            ),
+            (
+                "truc_packages_failed",
+                "Submissions that failed for the relay's or the broker's fault (to be retried), by error code",
+                ["relay", "broker"],
+            ),
+        ] {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for r in refusals.iter().filter(|r| faults.contains(&r.fault)) {
+                let labels = [("code", r.code), ("fault", r.fault)];
+                ConstCounter::new(r.count).encode(family.encode_family(&labels)?)?;
+            }
+        }
         counter(
             e,
             "truc_signature_failures",
@@ -239,6 +310,15 @@ impl Collector for RelayCollector {
             None,
             age.metric_type(),
         )?)?;
+        let mut family = e.encode_descriptor(
+            "truc_mailboxes_waiting",
+            "Mailboxes whose oldest ready message has waited longer than older_than",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((label, _), n) in BACKLOG_THRESHOLDS.iter().zip(t.waiting) {
+            ConstGauge::new(i(n)).encode(family.encode_family(&[("older_than", *label)])?)?;
+        }
         gauge(
             e,
             "truc_broker_stats_up",
@@ -268,6 +348,51 @@ pub(crate) async fn observe(
     };
     let start = Instant::now();
     let res = next.run(req).await;
-    metrics.observe(method, route, res.status(), start.elapsed());
+    let duplicate = res.headers().contains_key("truc-duplicate");
+    metrics.observe(method, route, res.status(), duplicate, start.elapsed());
     res
+}
+
+/// Whether the scraper asked for OpenMetrics (Prometheus does); otherwise the classic format.
+pub(crate) fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+/// OpenMetrics text (as prometheus-client writes it) to the classic Prometheus text format
+/// 0.0.4: a counter family `x` is named `x_total` in its `# HELP`/`# TYPE` lines (its samples
+/// already are), `_created` samples, `# UNIT` and `# EOF` are dropped. Gauges and histograms are
+/// the same in both.
+pub fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) && !name.ends_with("_total") {
+                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                continue;
+            }
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            if name
+                .strip_suffix("_created")
+                .is_some_and(|base| counters.contains(base))
+            {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }

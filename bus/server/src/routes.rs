@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -387,17 +387,21 @@ async fn healthz(State(s): State<AppState>) -> Result<Response, ApiError> {
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let openmetrics = crate::metrics::wants_openmetrics(accept);
     let text = s
         .metrics
-        .render(&s.relay)
+        .render(&s.relay, openmetrics)
         .await
         .map_err(|_| ApiError::internal())?;
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         text,
     )
         .into_response())
