@@ -38,7 +38,8 @@ pub use ops::{
     Rates, Refusals, STATS_TIMEOUT, SignatureFailures, Totals, overview_offline,
 };
 pub use tracking::{
-    Event, PackageQuery, PackageSummary, RecipientTrack, Role, TrackEvent, Tracking,
+    Event, PackageQuery, PackageSummary, Page, PageOptions, RecipientTrack, Role, TrackEvent,
+    Tracking,
 };
 
 /// What the relay needs besides its store, broker and directory.
