@@ -165,11 +165,26 @@ pub enum BrokerKind {
 }
 
 /// `[broker.amqp]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AmqpSection {
     /// Type of the per-unit mailbox queues.
     pub queue_type: AmqpQueueType,
+    /// Prefix of every exchange and queue name (relay nodes of one bus use the same one).
+    pub prefix: String,
+    /// Share events and sealed bodies with the other relay nodes on this RabbitMQ through the
+    /// stream `<prefix>events`, so every node serves every unit.
+    pub shared_log: bool,
+}
+
+impl Default for AmqpSection {
+    fn default() -> Self {
+        AmqpSection {
+            queue_type: AmqpQueueType::default(),
+            prefix: "truc.".to_owned(),
+            shared_log: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -674,6 +689,24 @@ impl Config {
                 ),
                 format!(
                     "\"{url}\" is not an AMQP URL. Write it as \"amqp://user:pass@host:5672/%2f\" (or amqps:// for TLS)."
+                ),
+            ));
+        }
+        let prefix = &self.broker.amqp.prefix;
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            problems.push(Problem::new(
+                "broker.amqp.prefix",
+                "bad_prefix",
+                format!(
+                    "Tiền tố \"{prefix}\" không dùng được cho tên hàng đợi RabbitMQ. Hãy ghi 1–64 ký tự chữ, số, '.', '_' hoặc '-', ví dụ \"truc.\" (mọi nút trục của một trục dùng cùng tiền tố)."
+                ),
+                format!(
+                    "Prefix \"{prefix}\" cannot be used for RabbitMQ queue names. Write 1–64 letters, digits, '.', '_' or '-', e.g. \"truc.\" (every relay node of one bus uses the same prefix)."
                 ),
             ));
         }
@@ -1183,6 +1216,32 @@ mod tests {
         let (_, problems) = load("version = 1\n[broker.amqp]\nqueue_type = \"stream\"\n");
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].key, "broker.amqp.queue_type");
+    }
+
+    #[test]
+    fn amqp_prefix_and_shared_log_default_to_one_bus_and_a_bad_prefix_is_named() {
+        let (config, _) = load("version = 1\n[broker]\nkind = \"amqp\"\n");
+        assert_eq!(config.broker.amqp.prefix, "truc.");
+        assert!(
+            config.broker.amqp.shared_log,
+            "nodes share the log unless told not to"
+        );
+        let (config, problems) =
+            load("version = 1\n[broker.amqp]\nprefix = \"test.a-1_\"\nshared_log = false\n");
+        assert_eq!(problems, vec![]);
+        assert_eq!(config.validate(), vec![]);
+        assert!(!config.broker.amqp.shared_log);
+        for bad in ["", "truc mailbox.", "trục."] {
+            let (config, problems) =
+                load(&format!("version = 1\n[broker.amqp]\nprefix = {bad:?}\n"));
+            assert_eq!(problems, vec![]);
+            let found = config.validate();
+            assert_eq!(found.len(), 1, "{bad:?}: {found:?}");
+            assert_eq!(
+                (found[0].key.as_str(), found[0].code),
+                ("broker.amqp.prefix", "bad_prefix")
+            );
+        }
     }
 
     #[test]

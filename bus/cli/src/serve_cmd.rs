@@ -261,6 +261,7 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
                     AmqpQueueType::Classic => broker::QueueType::Classic,
                     AmqpQueueType::Quorum => broker::QueueType::Quorum,
                 },
+                prefix: config.broker.amqp.prefix.clone(),
                 ..AmqpConfig::new(config.broker.url.clone())
             };
             // Retries for up to 30 s while RabbitMQ is starting; then fails with what to check.
@@ -274,22 +275,33 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
     let max_bytes =
         usize::try_from(config.relay.max_package_mb * 1024 * 1024).unwrap_or(usize::MAX);
     let max_depth = usize::try_from(config.relay.max_depth).unwrap_or(usize::MAX);
-    let relay = Relay::open(
-        store,
-        broker,
-        directory,
-        RelayConfig {
-            relay_id: config.relay.id.clone(),
-            seal: Arc::new(seal),
-            trust: Arc::new(trust),
-            limits: edxml::Limits {
-                max_bytes,
-                max_depth,
-            },
-            clock: Arc::new(SystemClock),
+    let relay_config = RelayConfig {
+        relay_id: config.relay.id.clone(),
+        seal: Arc::new(seal),
+        trust: Arc::new(trust),
+        limits: edxml::Limits {
+            max_bytes,
+            max_depth,
         },
-    )
-    .map_err(|e| anyhow::anyhow!("{} [{}]", lang.pick(&e.vi, &e.en), e.code))?;
+        clock: Arc::new(SystemClock),
+    };
+    let shared_log = config.broker.kind == BrokerKind::Amqp && config.broker.amqp.shared_log;
+    let relay = if shared_log {
+        // One node of several on this RabbitMQ: catches up with the shared log before serving.
+        let log = broker::SharedLogConfig::new(
+            config.broker.url.clone(),
+            config.broker.amqp.prefix.clone(),
+        );
+        runtime.block_on(async {
+            let log = broker::SharedLog::open(log).await.map_err(broker_err)?;
+            Relay::open_clustered(store, broker, directory, relay_config, log)
+                .await
+                .map_err(|e| anyhow::anyhow!("{} [{}]", lang.pick(&e.vi, &e.en), e.code))
+        })?
+    } else {
+        Relay::open(store, broker, directory, relay_config)
+            .map_err(|e| anyhow::anyhow!("{} [{}]", lang.pick(&e.vi, &e.en), e.code))?
+    };
     if units == 0 {
         eprintln!(
             "{}",

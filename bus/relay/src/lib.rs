@@ -15,7 +15,12 @@
 //! forget; a crash between the two is repaired by the sender's retry (the dedup path republishes
 //! to every recipient not yet delivered). An ack is durable before it returns. After a crash the
 //! views are brought up to the log on open.
+//!
+//! Several relay nodes on one RabbitMQ ([`Relay::open_clustered`]) share their events and the
+//! sealed bodies through a RabbitMQ stream, so any node serves any unit; see the `cluster` module
+//! (`src/cluster.rs`) for the rules and what is eventual.
 
+mod cluster;
 mod error;
 mod mailbox;
 mod ops;
@@ -128,6 +133,8 @@ struct Inner {
     counters: Counters,
     /// Per-minute activity of the last hour for the operator view; in memory, bounded.
     rates: ops::RateRing,
+    /// Membership of a group of relay nodes sharing one RabbitMQ (`None`: this relay alone).
+    cluster: Option<cluster::Cluster>,
 }
 
 impl Relay {
@@ -138,6 +145,16 @@ impl Relay {
         broker: AnyBroker,
         directory: Directory,
         config: RelayConfig,
+    ) -> Result<Relay, RelayError> {
+        Relay::open_with(store, broker, directory, config, None)
+    }
+
+    fn open_with(
+        store: Store,
+        broker: AnyBroker,
+        directory: Directory,
+        config: RelayConfig,
+        cluster: Option<cluster::Cluster>,
     ) -> Result<Relay, RelayError> {
         let tracking = tracking::Views::open(&store)?;
         tracking.catch_up()?;
@@ -150,6 +167,7 @@ impl Relay {
                 tracking,
                 counters: Counters::default(),
                 rates: ops::RateRing::default(),
+                cluster,
             }),
         })
     }

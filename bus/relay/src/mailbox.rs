@@ -19,15 +19,30 @@ impl Relay {
         limit: usize,
         wait: Duration,
     ) -> Result<Vec<InboxItem>, RelayError> {
-        let deliveries = self
+        let wait = wait.min(Duration::from_secs(60));
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut deliveries = self
             .inner
             .broker
-            .fetch(
-                unit,
-                limit.clamp(1, 1000),
-                wait.min(Duration::from_secs(60)),
-            )
+            .fetch(unit, limit.clamp(1, 1000), wait)
             .await?;
+        if self.inner.cluster.is_some() {
+            // Another node may have recorded some of these as delivered (the recipient acked
+            // there while this copy was leased elsewhere or published twice): ack them here
+            // without offering them, and wait on for others while time is left.
+            loop {
+                deliveries = self.drop_delivered(unit, deliveries).await?;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if !deliveries.is_empty() || left.is_zero() {
+                    break;
+                }
+                deliveries = self
+                    .inner
+                    .broker
+                    .fetch(unit, limit.clamp(1, 1000), left)
+                    .await?;
+            }
+        }
         Ok(deliveries
             .into_iter()
             .map(|d| InboxItem {
@@ -42,9 +57,42 @@ impl Relay {
             .collect())
     }
 
+    /// With other relay nodes: syncs with the shared log, then keeps only the deliveries not yet
+    /// recorded as delivered; the others are acked on the broker here, never offered.
+    async fn drop_delivered(
+        &self,
+        unit: &str,
+        deliveries: Vec<broker::Delivery>,
+    ) -> Result<Vec<broker::Delivery>, RelayError> {
+        if deliveries.is_empty() {
+            return Ok(deliveries);
+        }
+        self.sync().await?;
+        let mut out = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let done = self
+                .inner
+                .tracking
+                .row(&d.message.id, unit)?
+                .is_some_and(|r| r.delivered);
+            if done {
+                if let Err(e) = self.inner.broker.ack(unit, &d.message.id).await {
+                    tracing::warn!(unit, id = %d.message.id, error = %e, "ack of a delivery already acknowledged at another node failed; it comes back and is dropped again");
+                }
+            } else {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// The sealed package `id`, if `unit` is one of its recipients.
     pub fn package_body(&self, unit: &str, id: &str) -> Result<Vec<u8>, RelayError> {
         let tracking = &self.inner.tracking;
+        if self.inner.cluster.is_some() && tracking.row(id, unit)?.is_none() {
+            // Accepted at another node a moment ago: fold what it appended, then look again.
+            self.sync_blocking()?;
+        }
         let visible = tracking.row(id, unit)?.is_some();
         let header = tracking.header(id)?.filter(|_| visible);
         let Some(header) = header else {
@@ -73,6 +121,9 @@ impl Relay {
     /// `unit` has the package `id` safely; it leaves the mailbox and tracking says delivered.
     /// Idempotent.
     pub async fn ack(&self, unit: &str, id: &str) -> Result<(), RelayError> {
+        if self.inner.cluster.is_some() && self.inner.tracking.row(id, unit)?.is_none() {
+            self.sync().await?;
+        }
         if self.inner.tracking.row(id, unit)?.is_none() {
             return Err(RelayError::not_found(
                 "gói tin trong hộp thư",
@@ -87,6 +138,7 @@ impl Relay {
             unit: unit.to_owned(),
             at_ms: ms(self.now()),
         };
+        let shared = event.clone();
         let this = self.clone();
         let already = self
             .inner
@@ -106,7 +158,24 @@ impl Relay {
                     )
                 })??;
         }
-        let outcome = self.inner.broker.ack(unit, id).await?;
+        let outcome = match &self.inner.cluster {
+            None => self.inner.broker.ack(unit, id).await?,
+            Some(cluster) => {
+                // Durable here, then in the shared log (every node, and the lease holder, learn
+                // it), then on RabbitMQ if the lease is ours. Without the lease: 204 all the same
+                // (see cluster.rs). Appended again on a repeated ack: folding is idempotent.
+                self.inner.store.flush().await?;
+                cluster.append(&shared, b"").await?;
+                match self.inner.broker.ack(unit, id).await {
+                    Ok(outcome) => outcome,
+                    Err(broker::BrokerError::UnknownDelivery { .. }) if already => {
+                        AckOutcome::AlreadyAcked
+                    }
+                    Err(broker::BrokerError::UnknownDelivery { .. }) => AckOutcome::Acked,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
         self.inner.store.flush().await?;
         if outcome == AckOutcome::Acked {
             self.inner
@@ -120,6 +189,9 @@ impl Relay {
 
     /// Tracking of package `id`: the sender sees every recipient; a recipient sees its own row.
     pub fn tracking(&self, unit: &str, id: &str) -> Result<Tracking, RelayError> {
+        // With other relay nodes: the same answer at every node (what any node recorded before
+        // this call is folded here first).
+        self.sync_blocking()?;
         let tracking = &self.inner.tracking;
         let not_found = || RelayError::not_found("gói tin", "package", id);
         let header = tracking.header(id)?.ok_or_else(not_found)?;

@@ -74,6 +74,9 @@ impl Relay {
     }
 
     async fn admit(&self, unit: &str, body: &[u8]) -> Result<Accepted, RelayError> {
+        // With other relay nodes: see everything they accepted before this call (dedup, and what
+        // a status may be about). Nothing to wait for alone.
+        self.sync().await?;
         // CPU work (parse, verify, seal, hash) off the async threads.
         let this = self.clone();
         let unit_owned = unit.to_owned();
@@ -83,7 +86,16 @@ impl Relay {
             match decision {
                 Decision::Duplicate(h) => Ok::<_, RelayError>((Decision::Duplicate(h), None)),
                 Decision::New(a) => {
-                    let id = uuid::Uuid::new_v4().to_string();
+                    let id = if this.inner.cluster.is_some() {
+                        // The same at every node (see cluster.rs).
+                        crate::cluster::package_id(
+                            &unit_owned,
+                            &a.doc_key,
+                            &Digest::of(&body_owned),
+                        )
+                    } else {
+                        uuid::Uuid::new_v4().to_string()
+                    };
                     let sealed = this.seal(&body_owned)?;
                     let digest = this.inner.store.archive().put(&sealed)?;
                     let now = this.now();
@@ -137,6 +149,8 @@ impl Relay {
                     .map(|r| r.unit)
                     .collect();
                 self.inner.store.flush().await?;
+                // The first time may have crashed before the shared log had it.
+                self.share_accepted(&header).await?;
                 self.enqueue(&header, &pending).await?;
                 Ok(self.inner.tracking.answer(&header))
             }
@@ -145,6 +159,8 @@ impl Relay {
                 // status) a package the relay could forget in a crash. The publish is itself
                 // durable before it returns.
                 self.inner.store.flush().await?;
+                // Other nodes must have the package before any mailbox does (no-op alone).
+                self.share_accepted(&header).await?;
                 self.enqueue(&header, &a.recipients).await?;
                 Ok(Accepted {
                     id: header.id.clone(),
