@@ -153,7 +153,7 @@ fn row<'a>(table: &'a str, unit: &str) -> Option<(usize, &'a str)> {
 }
 
 #[test]
-fn ops_queues_reads_a_stopped_relays_mailboxes_worst_first_and_names_the_lock_while_it_runs() {
+fn ops_queues_asks_a_running_relay_as_an_operator_and_reads_a_stopped_ones_data_dir_worst_first() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let data = dir.join("data");
@@ -184,6 +184,76 @@ fn ops_queues_reads_a_stopped_relays_mailboxes_worst_first_and_names_the_lock_wh
     let err = text(&out.stderr);
     assert!(err.contains("[store_locked]"), "{err}");
     assert!(err.contains("truc ops queues --url"), "{err}");
+
+    // ... and the running relay answers an operator account over HTTPS, with live rates.
+    let password = "mat-khau-van-hanh-2026";
+    for (name, role) in [("vanhanh", "--operator"), ("vanthu", "--unit")] {
+        let mut args = vec!["accounts", "add", "--data", data_s, name, role];
+        if role == "--unit" {
+            args.push(H41);
+        }
+        let out = truc_cmd(dir)
+            .args(&args)
+            .env("TRUC_PASSWORD", password)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let ca = data.join("certs/ca.pem");
+    let ca_s = ca.to_str().unwrap();
+    let remote = |user: &str, password: Option<&str>, stdin: &str, extra: &[&str]| {
+        use std::io::Write as _;
+        let mut cmd = truc_cmd(dir);
+        cmd.args([
+            "ops", "queues", "--url", &relay.url, "--user", user, "--ca", ca_s,
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if let Some(p) = password {
+            cmd.env("TRUC_PASSWORD", p);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = remote("vanhanh", Some(password), "", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let (i41, _) = row(&table, H41).unwrap_or_else(|| panic!("{H41} row:\n{table}"));
+    let (i42, _) = row(&table, H42).unwrap_or_else(|| panic!("{H42} row:\n{table}"));
+    assert!(i41 < i42, "{table}");
+    assert!(
+        table.contains("60 phút qua: tiếp nhận 3"),
+        "live rates from the running relay:\n{table}"
+    );
+    // The password can come on standard input (scripts); JSON is the relay's Overview.
+    let out = remote("vanhanh", None, &format!("{password}\n"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let o: relay::Overview = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(o.live);
+    assert_eq!(o.rates.accepted, 3);
+    // A wrong password and a clerk account are refused, each with what to do.
+    let out = remote("vanhanh", Some("sai-mat-khau"), "", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("truc accounts add"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = remote("vanthu", Some(password), "", &["--lang", "en"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not an operator account"),
+        "{}",
+        text(&out.stderr)
+    );
     relay.terminate();
 
     let out = truc(dir, &["ops", "queues", "--data", data_s]);
