@@ -44,8 +44,10 @@
 //! Limits, by design of AMQP 0.9.1: a lease lives on the node that fetched it (an ack arriving
 //! at another relay node for a lease it does not hold is [`BrokerError::UnknownDelivery`] unless
 //! that node's ledger knows the id; the message comes back when the lease holder releases it or
-//! its connection closes); `stats` covers the mailboxes this process has touched since it
-//! started; `dead_letter` needs the message leased here.
+//! its connection closes; with several relay nodes the relay turns such an ack into an event of
+//! the [`crate::SharedLog`], so the lease holder acks it when it reads that, see `relay`'s
+//! `cluster.rs`); `stats` covers the mailboxes this process has touched since it started;
+//! `dead_letter` needs the message leased here.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
