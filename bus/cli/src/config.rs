@@ -207,7 +207,7 @@ pub struct EmbeddedSection {
 
 impl Default for EmbeddedSection {
     fn default() -> Self {
-        EmbeddedSection { cache_mb: 256 }
+        EmbeddedSection { cache_mb: 64 }
     }
 }
 

@@ -37,7 +37,10 @@ use flush::Flusher;
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// sled's page cache, in bytes. sled's own default (1 GiB) alone would break the relay's
-    /// 1 GiB RSS budget; 256 MiB is the default here.
+    /// 1 GiB RSS budget; 64 MiB is the default here. sled keeps much more than this in memory
+    /// (its node fragments and page table grow with the data), so the cache is kept small:
+    /// measured with `truc bench`, 1,000,000 queued entries took the same RSS with 32 and
+    /// 64 MiB, and the OS page cache holds the file anyway.
     pub cache_bytes: u64,
     /// Size past which the archive starts a new segment file (default 256 MiB). A package larger
     /// than this gets a segment of its own.
@@ -50,7 +53,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
             segment_bytes: 256 * 1024 * 1024,
             large_package_bytes: 8 * 1024 * 1024,
         }
