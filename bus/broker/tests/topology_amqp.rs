@@ -10,7 +10,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use broker::{AmqpBroker, AmqpConfig, Broker, Digest, Message, MessageKind, Publish, Topology};
+use broker::{
+    AmqpBroker, AmqpConfig, Broker, Digest, Message, MessageKind, Publish, SharedLog,
+    SharedLogConfig, Topology,
+};
 use serde_json::Value;
 
 fn definitions() -> Value {
@@ -95,6 +98,14 @@ fn shipped_definitions_name_and_shape_what_the_backend_declares() {
     );
     assert_eq!(def["overflow"], "reject-publish");
     assert!(def["max-length"].as_u64().unwrap() >= 10_000);
+    // The shared log of several relay nodes: a stream queue, as SharedLog declares it.
+    let events = named(
+        &defs,
+        "queues",
+        &SharedLogConfig::new("amqp://unused", "truc.").stream(),
+    );
+    assert_eq!(events["durable"], true);
+    assert_eq!(events["arguments"]["x-queue-type"], "stream");
     let dead_policy = named(&defs, "policies", "truc-dead");
     assert_eq!(
         dead_policy["pattern"].as_str().unwrap(),
@@ -194,6 +205,22 @@ async fn shipped_definitions_import_and_the_backend_opens_on_them_unchanged() {
     .await;
     b.delete(&[]).await.unwrap();
     b.close().await;
+    // The shared log opens on the imported stream unchanged too; then it is deleted.
+    let log = SharedLog::open(SharedLogConfig::new(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        prefix.clone(),
+    ))
+    .await;
+    match &log {
+        Ok(log) => {
+            log.delete().await.unwrap();
+            log.close().await;
+        }
+        Err(_) => {
+            rabbitmqctl(&["delete_queue", &format!("{prefix}events")]);
+        }
+    }
+    log.expect("the shared log must open on the shipped stream (same type and arguments)");
     let listed = result.unwrap();
     assert!(
         listed.contains(&format!("{prefix}mailbox.{unit}\t{prefix}mailboxes")),

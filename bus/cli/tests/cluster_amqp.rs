@@ -329,6 +329,7 @@ fn two_nodes_on_one_rabbitmq_are_one_bus_and_a_sigkilled_node_loses_nothing() {
     let retries = Arc::new(AtomicU64::new(0));
     let senders_done = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
+    let phases: Arc<Mutex<(Duration, Duration)>> = Arc::default(); // (sending, until all acked)
 
     rt.block_on(async {
         for (n, a) in anonymous.iter().enumerate() {
@@ -337,6 +338,7 @@ fn two_nodes_on_one_rabbitmq_are_one_bus_and_a_sigkilled_node_loses_nothing() {
         let work = Arc::new(work);
         let clients = Arc::new(clients);
         let next = Arc::new(AtomicUsize::new(0));
+        let t0 = Instant::now();
 
         // Senders: each attempt at a node picked at random; transport errors and 5xx are retried
         // with the same bytes (maybe at the other node), as an adapter behind a load balancer.
@@ -535,6 +537,7 @@ fn two_nodes_on_one_rabbitmq_are_one_bus_and_a_sigkilled_node_loses_nothing() {
             t.await.unwrap();
         }
         senders_done.store(true, Ordering::Relaxed);
+        phases.lock().unwrap().0 = t0.elapsed();
         killer.await.unwrap();
 
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -546,6 +549,7 @@ fn two_nodes_on_one_rabbitmq_are_one_bus_and_a_sigkilled_node_loses_nothing() {
                     && seen.values().filter(|s| s.acked > 0).count() == good_total
             };
             if done || Instant::now() > deadline {
+                phases.lock().unwrap().1 = t0.elapsed();
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -570,6 +574,13 @@ fn two_nodes_on_one_rabbitmq_are_one_bus_and_a_sigkilled_node_loses_nothing() {
     let acked_once = seen.values().filter(|s| s.acked == 1).count();
     let acked_twice = seen.values().filter(|s| s.acked > 1).count();
     let starts: Vec<u32> = nodes.iter().map(|n| n.lock().unwrap().starts).collect();
+    let (sending, all_acked) = *phases.lock().unwrap();
+    println!(
+        "sending {:.1} s ({:.0} packages/s over both nodes, kills and restarts included), every package acked after {:.1} s",
+        sending.as_secs_f64(),
+        (GOOD + BAD) as f64 / sending.as_secs_f64(),
+        all_acked.as_secs_f64()
+    );
     println!(
         "nodes {NODES}, kills {}, starts per node {starts:?}, accepted {} (202s per node {:?}), refused {}, submit retries {}, offers {offers}, re-offers {}, acked at the other node than fetched {}, tracking at the other node said delivered {}, acknowledged once {acked_once}, twice {acked_twice}",
         kills.load(Ordering::Relaxed),

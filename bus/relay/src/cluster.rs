@@ -339,15 +339,17 @@ impl Relay {
         c.append(&accepted_event(header), &body).await
     }
 
-    /// Folds a batch of records of the shared log; returns the highest own marker met and the
-    /// (mailbox, id) pairs other nodes recorded as delivered.
-    fn fold_records(&self, records: Vec<LogRecord>) -> (u64, Vec<(String, String)>) {
+    /// Folds a batch of records of the shared log; returns the highest own marker met, the
+    /// (mailbox, id) pairs other nodes recorded as delivered, and the records not folded because
+    /// the store failed (to be tried again).
+    fn fold_records(&self, records: Vec<LogRecord>) -> Folded {
         let mut marker = 0;
         let mut delivered = Vec::new();
         let Some(c) = &self.inner.cluster else {
-            return (marker, delivered);
+            return (marker, delivered, Vec::new());
         };
-        for r in records {
+        let mut records = records.into_iter();
+        while let Some(r) = records.next() {
             match unframe(&r.data) {
                 Some((Record::Marker { origin, run, n }, _)) => {
                     if origin == c.node && run == c.run {
@@ -357,9 +359,12 @@ impl Relay {
                 Some((Record::Event { origin, .. }, _)) if origin == c.node => {}
                 Some((Record::Event { event, .. }, body)) => {
                     if let Err(e) = self.fold_remote(&event, body, &mut delivered) {
-                        // Stop here: the record is read again after a restart.
-                        tracing::error!(offset = r.offset, error = %e, "cannot fold a shared log record");
-                        return (marker, delivered);
+                        // Stop here and try again from this record (nothing after it is folded
+                        // first, so the order holds).
+                        tracing::error!(offset = r.offset, error = %e, "cannot fold a shared log record; retrying");
+                        let mut rest = vec![r];
+                        rest.extend(records);
+                        return (marker, delivered, rest);
                     }
                 }
                 None => {
@@ -370,7 +375,7 @@ impl Relay {
                 tracing::error!(error = %e, "cannot remember the shared log offset");
             }
         }
-        (marker, delivered)
+        (marker, delivered, Vec::new())
     }
 
     fn fold_remote(
@@ -401,10 +406,22 @@ impl Relay {
     }
 }
 
+/// What [`Relay::fold_records`] returns.
+type Folded = (u64, Vec<(String, String)>, Vec<LogRecord>);
+
 /// Reads the shared log into this node's store until the relay is dropped.
 async fn read_loop(relay: Weak<Inner>, mut records: tokio::sync::mpsc::Receiver<LogRecord>) {
-    while let Some(first) = records.recv().await {
-        let mut batch = vec![first];
+    let mut retry: Vec<LogRecord> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut retry);
+        if batch.is_empty() {
+            match records.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         while batch.len() < 512 {
             match records.try_recv() {
                 Ok(r) => batch.push(r),
@@ -415,10 +432,12 @@ async fn read_loop(relay: Weak<Inner>, mut records: tokio::sync::mpsc::Receiver<
         let this = Relay { inner };
         let folder = this.clone();
         let folded = tokio::task::spawn_blocking(move || folder.fold_records(batch)).await;
-        let Ok((marker, delivered)) = folded else {
+        let Ok((marker, delivered, rest)) = folded else {
+            // The fold thread panicked; the records it held are read again after a restart.
             tracing::error!("shared log fold task failed");
             continue;
         };
+        retry = rest;
         // The lease holder acks on RabbitMQ what a recipient acknowledged at another node.
         if !delivered.is_empty() {
             let broker = this.inner.broker.clone();
