@@ -404,22 +404,25 @@ pub async fn overview_offline(
             .filter_map(|s| s.oldest_ready_age.map(|a| a.as_secs()))
             .max(),
     };
-    let mut rows: Vec<MailboxRow> = Vec::with_capacity(stats.len());
-    for s in stats {
-        let name = directory.resolve(&s.mailbox)?.map(|u| u.name);
-        rows.push(MailboxRow {
+    let mut rows: Vec<MailboxRow> = stats
+        .into_iter()
+        .map(|s| MailboxRow {
             unit: s.mailbox,
-            name,
+            name: None,
             ready: s.ready,
             in_flight: s.in_flight,
             dead_lettered: s.dead_lettered,
             oldest_ready_age_s: s.oldest_ready_age.map(|a| a.as_secs()),
-        });
-    }
+        })
+        .collect();
     sort_worst_first(&mut rows);
     overview.mailboxes_total = rows.len();
     if top > 0 {
         rows.truncate(top);
+    }
+    // Names only for the rows shown (a directory read each).
+    for row in &mut rows {
+        row.name = directory.resolve(&row.unit)?.map(|u| u.name);
     }
     overview.mailboxes_shown = rows.len();
     overview.mailboxes = rows;
