@@ -19,6 +19,9 @@ command -v xmllint >/dev/null 2>&1 || need_pkgs+=(libxml2-utils)
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_pkgs+=(libssl-dev)
 command -v rabbitmq-server >/dev/null 2>&1 || need_pkgs+=(rabbitmq-server)
+# The portal's browser test drives Debian's headless Chromium through chromedriver.
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing: ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -65,7 +65,7 @@ pub(crate) async fn signin_form(
     Query(q): Query<NextQuery>,
 ) -> Response {
     if web::who(&portal, &req).is_some() {
-        return Redirect::to("/portal/").into_response();
+        return Redirect::to("/portal").into_response();
     }
     let next = q.next.as_deref().and_then(safe_next).unwrap_or("");
     signin_page(&portal, &req, StatusCode::OK, "", next, None)

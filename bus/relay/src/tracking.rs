@@ -746,3 +746,17 @@ fn row_matches(row: &RecipientTrack, state: &str) -> bool {
         other => row.state == other,
     }
 }
+
+impl crate::Relay {
+    /// Appends `events` to the log and folds them, as the pipeline would one by one, without
+    /// parsing, signing or queueing anything: for benchmarks that need a large tracking history
+    /// quickly (`cargo bench -p portal --bench pages` loads a million packages this way). Not for
+    /// production use: nothing checks that the events make sense.
+    #[doc(hidden)]
+    pub fn bulk_record(&self, events: &[Event]) -> Result<(), RelayError> {
+        for event in events {
+            self.inner.tracking.record(event)?;
+        }
+        Ok(())
+    }
+}

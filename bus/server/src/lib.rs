@@ -119,10 +119,17 @@ pub async fn serve_with(
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let app = routes::router_with(relay.clone(), stop_rx.clone());
     let app = match portal {
-        Some(settings) => app.nest("/portal", portal::router(relay, settings)).route(
-            "/",
-            axum::routing::get(|| async { axum::response::Redirect::to("/portal/") }),
-        ),
+        // A nested router's "/" answers "/portal" only; "/portal/" and "/" are sent there.
+        Some(settings) => app
+            .nest("/portal", portal::router(relay, settings))
+            .route(
+                "/portal/",
+                axum::routing::get(|| async { axum::response::Redirect::to("/portal") }),
+            )
+            .route(
+                "/",
+                axum::routing::get(|| async { axum::response::Redirect::to("/portal") }),
+            ),
         None => app,
     };
     let addr = listener.local_addr().ok();

@@ -125,6 +125,37 @@ impl Bed {
         }
     }
 
+    /// Serves the relay with the portal behind the real HTTPS edge on 127.0.0.1:0; returns
+    /// `https://localhost:PORT` and the sender that stops it.
+    pub async fn serve_tls(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let now = unix(SystemTime::now());
+        let tls_cert =
+            dsig::pki::issue_tls_server(&self.pki.ca, &["localhost", "127.0.0.1"], now).unwrap();
+        let tls = server::TlsSettings {
+            cert_pem: tls_cert.cert_pem,
+            key_pem: tls_cert.key_pem,
+            client_roots_pem: self.pki.ca.cert_pem.clone(),
+            crl_pem: None,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let settings = portal::Settings {
+            accounts: self.accounts.clone(),
+            session: Duration::from_secs(3600),
+        };
+        tokio::spawn(server::serve_with(
+            listener,
+            tls,
+            self.relay.clone(),
+            Some(settings),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        (format!("https://localhost:{port}"), tx)
+    }
+
     pub fn issued(&self, code: &str) -> &Issued {
         &self.pki.units.iter().find(|(c, _)| c == code).unwrap().1
     }
