@@ -26,10 +26,12 @@ impl Relay {
             .broker
             .fetch(unit, limit.clamp(1, 1000), wait)
             .await?;
-        if self.inner.cluster.is_some() {
+        if self.inner.cluster.is_some() || self.leases_die_with_the_process() {
             // Another node may have recorded some of these as delivered (the recipient acked
-            // there while this copy was leased elsewhere or published twice): ack them here
-            // without offering them, and wait on for others while time is left.
+            // there while this copy was leased elsewhere or published twice), or this node did
+            // before it restarted (the lease died with the old process, the ack was taken all
+            // the same): ack them here without offering them, and wait on for others while
+            // time is left.
             loop {
                 deliveries = self.drop_delivered(unit, deliveries).await?;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -84,6 +86,13 @@ impl Relay {
             }
         }
         Ok(out)
+    }
+
+    /// Leases held by the broker client in this process only (RabbitMQ: a lease is a delivery
+    /// tag on this process's connection), so a restart loses them while recipients keep what
+    /// they fetched; the embedded broker keeps its leases in the store.
+    fn leases_die_with_the_process(&self) -> bool {
+        matches!(self.inner.broker, broker::AnyBroker::Amqp(_))
     }
 
     /// The sealed package `id`, if `unit` is one of its recipients.
@@ -159,6 +168,20 @@ impl Relay {
                 })??;
         }
         let outcome = match &self.inner.cluster {
+            None if self.leases_die_with_the_process() => {
+                // The lease may have died with an earlier process (SIGKILL, crash) while the
+                // recipient kept the package: the Delivered event above is the ack, and the
+                // copy RabbitMQ offers again is dropped by `inbox` (amqp_faults.rs).
+                self.inner.store.flush().await?;
+                match self.inner.broker.ack(unit, id).await {
+                    Ok(outcome) => outcome,
+                    Err(broker::BrokerError::UnknownDelivery { .. }) if already => {
+                        AckOutcome::AlreadyAcked
+                    }
+                    Err(broker::BrokerError::UnknownDelivery { .. }) => AckOutcome::Acked,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             None => self.inner.broker.ack(unit, id).await?,
             Some(cluster) => {
                 // Durable here, then in the shared log (every node, and the lease holder, learn
