@@ -95,7 +95,12 @@ fn stream_arguments() -> FieldTable {
     t
 }
 
-async fn connect(config: &SharedLogConfig) -> Result<(Connection, Channel), BrokerError> {
+/// Connects and declares the stream; a reader (`passive`) only checks that it exists, so a stream
+/// deleted by an operator or a test is not made again by a reader reconnecting.
+async fn connect(
+    config: &SharedLogConfig,
+    passive: bool,
+) -> Result<(Connection, Channel), BrokerError> {
     let connection = Connection::connect(&config.url, ConnectionProperties::default())
         .await
         .map_err(amqp("connect"))?;
@@ -106,7 +111,10 @@ async fn connect(config: &SharedLogConfig) -> Result<(Connection, Channel), Brok
     channel
         .queue_declare(
             config.stream().into(),
-            QueueDeclareOptions::durable(),
+            QueueDeclareOptions {
+                passive,
+                ..QueueDeclareOptions::durable()
+            },
             stream_arguments(),
         )
         .await
@@ -191,7 +199,7 @@ impl Inner {
         let mut pause = Duration::from_millis(100);
         loop {
             let r = async {
-                let (connection, channel) = connect(&self.config).await?;
+                let (connection, channel) = connect(&self.config, false).await?;
                 channel
                     .confirm_select(ConfirmSelectOptions::default())
                     .await
@@ -291,7 +299,7 @@ async fn read_once(
     tx: &mpsc::Sender<LogRecord>,
     owner: &Weak<Inner>,
 ) -> Result<(), BrokerError> {
-    let (connection, channel) = connect(config).await?;
+    let (connection, channel) = connect(config, true).await?;
     let result = async {
         channel
             .basic_qos(config.prefetch.max(1), BasicQosOptions::default())
