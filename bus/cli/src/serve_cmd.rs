@@ -265,11 +265,11 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
                 ..AmqpConfig::new(config.broker.url.clone())
             };
             // Retries for up to 30 s while RabbitMQ is starting; then fails with what to check.
-            AnyBroker::Amqp(
-                runtime
-                    .block_on(AmqpBroker::open(store.clone(), amqp))
-                    .map_err(broker_err)?,
-            )
+            let amqp = runtime
+                .block_on(AmqpBroker::open(store.clone(), amqp))
+                .map_err(broker_err)?;
+            declare_mailboxes(&runtime, &amqp, &directory, lang);
+            AnyBroker::Amqp(amqp)
         }
     };
     let max_bytes =
@@ -341,6 +341,52 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
         session: Duration::from_secs(config.portal.session_minutes * 60),
     };
     runtime.block_on(run_server(listen, tls, relay, portal, lang))
+}
+
+/// Declares the RabbitMQ mailbox of every unit of the directory, in the background: the relay
+/// serves at once (a mailbox not declared yet is declared on its first publish or fetch), and
+/// prints one line when all are declared (30,000 units take tens of seconds of RabbitMQ's time).
+fn declare_mailboxes(
+    runtime: &tokio::runtime::Runtime,
+    amqp: &AmqpBroker,
+    directory: &Directory,
+    lang: Lang,
+) {
+    let units: Vec<String> = match directory.list(None) {
+        Ok(units) => units.into_iter().map(|u| u.code).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the directory; mailboxes are declared on first use");
+            return;
+        }
+    };
+    if units.is_empty() {
+        return;
+    }
+    let amqp = amqp.clone();
+    runtime.spawn(async move {
+        let started = std::time::Instant::now();
+        match amqp.declare_mailboxes(&units).await {
+            Ok(_) => eprintln!(
+                "{}",
+                match lang {
+                    Lang::Vi => format!(
+                        "RabbitMQ: đã khai báo hộp thư của {} đơn vị trong {:.1} s.",
+                        units.len(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Lang::En => format!(
+                        "RabbitMQ: mailboxes of {} units declared in {:.1} s.",
+                        units.len(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                }
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "declaring the units' mailboxes failed; each is declared on its first use"
+            ),
+        }
+    });
 }
 
 async fn run_server(

@@ -109,7 +109,8 @@ fn lost_connection(log: &str) -> bool {
 }
 
 /// Names first, guard second: the guard drops first (broker started again, lock released), then
-/// the names are deleted.
+/// the names are deleted. A test keeps its guard until it ends (the fault only borrows a clone):
+/// the lock covers the drain and the checks after the fault, not just the fault.
 fn exclusive(test: &str) -> (Names, Arc<OutageGuard>) {
     let names = Names::new(test);
     let guard = OutageGuard::acquire(amqp_addr()).unwrap();
@@ -118,7 +119,8 @@ fn exclusive(test: &str) -> (Names, Arc<OutageGuard>) {
 
 #[test]
 fn every_accepted_package_is_acknowledged_once_across_stop_app_and_start_app() {
-    let (names, guard) = exclusive("stop");
+    let (names, held) = exclusive("stop");
+    let guard = held.clone();
     let counts = relay_load::run(
         Load {
             name: "amqp, stop_app/start_app",
@@ -151,7 +153,8 @@ fn every_accepted_package_is_acknowledged_once_across_stop_app_and_start_app() {
 
 #[test]
 fn every_accepted_package_is_acknowledged_once_across_close_all_connections() {
-    let (names, guard) = exclusive("close");
+    let (names, held) = exclusive("close");
+    let guard = held.clone();
     let counts = relay_load::run(
         Load {
             name: "amqp, close_all_connections",
@@ -172,6 +175,14 @@ fn every_accepted_package_is_acknowledged_once_across_close_all_connections() {
             assert!(at[0] < GOOD, "the fault must come while packages flow");
             format!("close_all_connections at {at:?} accepted")
         },
+    );
+    // At start the relay declared every unit's mailbox (in the background) and said so.
+    assert!(
+        counts.relay_log.contains(&format!(
+            "RabbitMQ: đã khai báo hộp thư của {} đơn vị",
+            relay_load::codes().len()
+        )),
+        "the relay did not report declaring the directory's mailboxes"
     );
     assert!(
         lost_connection(&counts.relay_log),
