@@ -1,6 +1,7 @@
 //! Relay nodes sharing one RabbitMQ (127.0.0.1:5672, `TRUC_TEST_AMQP_URL` overrides) through the
 //! shared log, in one process: what a unit does at one node is seen at the other, an ack at the
-//! node without the lease counts, a resubmission at the other node is the same package, and a node
+//! node without the lease counts, a resubmission at the other node is the same package (also when
+//! both nodes accept it at the same moment), and a node
 //! started on an empty data directory rebuilds everything from the stream. Every RabbitMQ object
 //! lives under a unique prefix and is deleted at the end, pass or fail.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -180,6 +181,34 @@ async fn two_nodes_are_one_bus_and_a_new_node_rebuilds_from_the_stream() {
     assert_eq!(at_a.len(), 1, "the 01 reaches the sender at the other node");
     n1.relay.ack(A, &at_a[0].id).await.unwrap();
 
+    // The same package submitted at both nodes at the same moment (neither can see the other's
+    // yet): one package id, and once acked it is offered by neither node again, whatever copies
+    // the two acceptances put in the mailbox.
+    let twin = sign(
+        A,
+        &document(A, &[B], "000.00.00.G22,2026/11/24,8/BNV", "Gửi hai lần"),
+    );
+    let (r1, r2) = tokio::join!(n1.relay.submit(A, &twin), n2.relay.submit(A, &twin));
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert_eq!(r1.id, r2.id, "one package id at both nodes");
+    let first = n1.relay.inbox(B, 10, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        !first.is_empty() && first.iter().all(|i| i.id == r1.id),
+        "{first:?}"
+    );
+    n2.relay.ack(B, &r1.id).await.unwrap();
+    for n in [&n1, &n2, &n1, &n2] {
+        let offered = n
+            .relay
+            .inbox(B, 10, Duration::from_millis(500))
+            .await
+            .unwrap();
+        assert!(
+            offered.is_empty(),
+            "offered again after its ack: {offered:?}"
+        );
+    }
+
     // A third node on an empty data directory reads the whole stream: same tracking, same body.
     let n3 = node(&prefix, &pki, clock.clone()).await;
     let t3 = n3.relay.tracking(A, &id).unwrap();
@@ -195,8 +224,11 @@ async fn two_nodes_are_one_bus_and_a_new_node_rebuilds_from_the_stream() {
             },
         )
         .unwrap();
-    assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].delivered, sent[0].recipients), (1, 1));
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent.iter().all(|p| (p.delivered, p.recipients) == (1, 1)),
+        "{sent:?}"
+    );
     for n in [&n1, &n2, &n3] {
         n.broker.close().await;
     }
