@@ -30,9 +30,11 @@
 //! - **release** = `basic.nack(requeue)`; **dead_letter** = confirmed publish to the dead-letter
 //!   exchange with the reason, then `basic.ack`; **redrive** = confirmed republish to the mailbox
 //!   (at its back), then ack from the dead-letter queue.
-//! - **stats**: for every mailbox this process has declared, a `queue.declare` (counts), the
-//!   leases held here (in flight), a scan of the dead-letter queue (dead letters per mailbox),
-//!   and a peek (`basic.get` + `nack(requeue)`) at the head for the oldest ready age.
+//! - **stats**: every mailbox queue under the prefix from one paged listing of the management
+//!   HTTP API (counts; falls back to a `queue.declare` per mailbox this process declared when the
+//!   API does not answer), a scan of the dead-letter queue (dead letters per mailbox), and a peek
+//!   (`basic.get` + `nack(requeue)`) at the head of each non-empty mailbox for the oldest ready
+//!   age; see [`stats`].
 //!
 //! Delivery is **at-least-once**. On a connection loss every lease held here is lost with the
 //! channel: RabbitMQ puts those messages back and they are offered again (with the redelivered
@@ -46,8 +48,10 @@
 //! that node's ledger knows the id; the message comes back when the lease holder releases it or
 //! its connection closes; with several relay nodes the relay turns such an ack into an event of
 //! the [`crate::SharedLog`], so the lease holder acks it when it reads that, see `relay`'s
-//! `cluster.rs`); `stats` covers the mailboxes this process has touched since it started;
-//! `dead_letter` needs the message leased here.
+//! `cluster.rs`); without the management API `stats` covers only the mailboxes this process has
+//! touched since it started; `dead_letter` needs the message leased here.
+
+mod stats;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -69,6 +73,8 @@ use crate::{
     AckOutcome, Broker, BrokerError, Clock, DeadLetter, Delivery, MailboxStats, Message, Publish,
     SystemClock,
 };
+
+pub use stats::{PEEK_CHANNELS, StatsSource};
 
 /// The queue type of the mailboxes (a setting: classic scales to tens of thousands of
 /// mailboxes; quorum replicates but should stay in the low thousands per cluster).
@@ -108,6 +114,10 @@ pub struct AmqpConfig {
     /// How long a call keeps trying to reconnect before it fails with a retryable error
     /// (default 30 s).
     pub reconnect_for: Duration,
+    /// RabbitMQ's management HTTP API (`http://host:15672/`), where `stats` lists every mailbox
+    /// at once. `None` (default): the AMQP URL's host on port 15672 (15671 for amqps) with its
+    /// credentials.
+    pub management_url: Option<String>,
 }
 
 impl AmqpConfig {
@@ -121,6 +131,7 @@ impl AmqpConfig {
             confirm_window: 512,
             poll: Duration::from_millis(500),
             reconnect_for: Duration::from_secs(30),
+            management_url: None,
         }
     }
 }
@@ -196,6 +207,8 @@ struct Inner {
     /// Serialises scans of the dead-letter queue (a scan takes every message, then puts them
     /// back; two scans at once would each see a part).
     dead_scan: tokio::sync::Mutex<()>,
+    /// The management API client `stats` lists the mailboxes with.
+    management: stats::Management,
 }
 
 /// One connection and the channels made on it. Dropping the last handle does not close the
@@ -336,6 +349,7 @@ impl AmqpBroker {
             prefix: config.prefix.clone(),
             queue_type: config.queue_type,
         };
+        let management = stats::Management::new(&config);
         let inner = Arc::new(Inner {
             config,
             names,
@@ -344,6 +358,7 @@ impl AmqpBroker {
             link: tokio::sync::Mutex::new(None),
             state: Mutex::new(State::default()),
             dead_scan: tokio::sync::Mutex::new(()),
+            management,
         });
         inner.link().await?;
         tokio::spawn(sweep_leases(Arc::downgrade(&inner)));
@@ -1114,11 +1129,10 @@ impl Inner {
     /// Looks at the head of `mailbox` without taking it (get + nack requeue) for its age.
     async fn peek_queued_at(
         &self,
-        link: &Link,
+        ch: &Channel,
         mailbox: &str,
     ) -> Result<Option<SystemTime>, BrokerError> {
-        let got = link
-            .admin
+        let got = ch
             .basic_get(
                 self.names.mailbox_queue(mailbox).into(),
                 BasicGetOptions { no_ack: false },
@@ -1128,16 +1142,15 @@ impl Inner {
         let Some(got) = got else { return Ok(None) };
         let d = got.delivery;
         let message: Option<Message> = serde_json::from_slice(&d.data).ok();
-        link.admin
-            .basic_nack(
-                d.delivery_tag,
-                BasicNackOptions {
-                    multiple: false,
-                    requeue: true,
-                },
-            )
-            .await
-            .map_err(amqp("basic.nack"))?;
+        ch.basic_nack(
+            d.delivery_tag,
+            BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            },
+        )
+        .await
+        .map_err(amqp("basic.nack"))?;
         let Some(message) = message else {
             return Ok(None);
         };
@@ -1424,53 +1437,6 @@ impl Broker for AmqpBroker {
     }
 
     async fn stats(&self) -> Result<Vec<MailboxStats>, BrokerError> {
-        let inner = &self.inner;
-        let known: Vec<String> = inner.state().known.iter().cloned().collect();
-        for mb in &known {
-            inner.expire(mb).await?;
-        }
-        let mut dead: HashMap<String, u64> = HashMap::new();
-        inner
-            .scan_dead(|d| {
-                *dead.entry(d.routing_key.as_str().to_owned()).or_default() += 1;
-                false
-            })
-            .await?;
-        let now = inner.config.clock.now();
-        let args = inner.names.mailbox_table();
-        let mut out = Vec::new();
-        for mb in known {
-            let (ready, oldest) = with_link!(inner, |link| async {
-                let q = link
-                    .admin
-                    .queue_declare(
-                        inner.names.mailbox_queue(&mb).into(),
-                        QueueDeclareOptions::durable(),
-                        args.clone(),
-                    )
-                    .await
-                    .map_err(amqp("queue.declare"))?;
-                let ready = u64::from(q.message_count());
-                let oldest = if ready > 0 {
-                    inner.peek_queued_at(&link, &mb).await?
-                } else {
-                    None
-                };
-                Ok((ready, oldest))
-            })?;
-            let in_flight = inner.state().leases.get(&mb).map_or(0, |l| l.len()) as u64;
-            let dead_lettered = dead.get(&mb).copied().unwrap_or(0);
-            if ready + in_flight + dead_lettered == 0 {
-                continue;
-            }
-            out.push(MailboxStats {
-                mailbox: mb,
-                ready,
-                in_flight,
-                dead_lettered,
-                oldest_ready_age: oldest.map(|t| now.duration_since(t).unwrap_or_default()),
-            });
-        }
-        Ok(out)
+        self.inner.stats().await
     }
 }

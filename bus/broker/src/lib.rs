@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use amqp::{AmqpBroker, AmqpConfig, QueueType, Topology};
+pub use amqp::{AmqpBroker, AmqpConfig, PEEK_CHANNELS, QueueType, StatsSource, Topology};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use error::{BrokerError, Fault};
