@@ -46,6 +46,12 @@ if ! rabbit_up; then
   for _ in $(seq 1 60); do rabbit_up && break; sleep 1; done
   rabbit_up || { echo "RabbitMQ did not start on 127.0.0.1:5672; see /var/log/rabbitmq/" >&2; exit 1; }
 fi
+# The management API lets the broker's stats list every mailbox in one call (ops/rabbitmq/README.md);
+# enabling an enabled plugin changes nothing.
+timeout 60 rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 \
+  || { echo "rabbitmq-plugins enable rabbitmq_management failed; run it as root or the rabbitmq user" >&2; exit 1; }
+mgmt_up() { (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null; }
+for _ in $(seq 1 30); do mgmt_up && break; sleep 1; done
 
 # --- 3. checks and tests ----------------------------------------------------------------
 say "cargo fmt --check"

@@ -2,10 +2,14 @@
 //! 1. publish + confirm of `AMQP_BENCH_MESSAGES` envelopes (default 20,000) in batches of 100
 //!    over 100 mailboxes, 8 publishers; then fetch + ack of all of them, one consumer per mailbox;
 //! 2. `AMQP_BENCH_MAILBOXES` mailboxes (default 30,000) declared at once (`declare_mailboxes`, as
-//!    the relay does at start), then one message published to each, with the broker's memory
-//!    (`rabbitmqctl status`) before, after the declare and after the publish.
+//!    the relay does at start), then one message published to each of the first
+//!    `AMQP_BENCH_FULL` (default all), with the broker's memory (`rabbitmqctl status`) before,
+//!    after the declare and after the publish;
+//! 3. `Broker::stats` over them: by this broker, by another one that declared nothing (a restart),
+//!    both through the management API, and (`AMQP_BENCH_FALLBACK=1`) by the per-queue fallback.
 //!
-//! Everything is declared under a unique prefix and deleted at the end.
+//! Everything is declared under a unique prefix and deleted at the end, also when the bench
+//! panics (RabbitMQ stalls on restart with tens of thousands of leftover queues).
 //! `cargo bench -p broker --bench amqp`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,6 +39,36 @@ fn broker_memory_mib() -> f64 {
         .map_or(f64::NAN, |b| b / 1024.0 / 1024.0)
 }
 
+/// Deletes the bench's queues and exchanges when dropped, pass or panic.
+struct Cleanup {
+    config: AmqpConfig,
+    mailboxes: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (config, mailboxes) = (self.config.clone(), std::mem::take(&mut self.mailboxes));
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let dir = tempfile::tempdir().unwrap();
+                let b = AmqpBroker::open(store::Store::open(dir.path()).unwrap(), config).await?;
+                let started = Instant::now();
+                b.delete(&mailboxes).await?;
+                println!("deleted in {:.1} s", started.elapsed().as_secs_f64());
+                b.close().await;
+                Ok::<(), broker::BrokerError>(())
+            })
+        });
+        if let Ok(Err(e)) = done.join() {
+            eprintln!("cleanup of {} failed: {e}", self.config.prefix);
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n = env("AMQP_BENCH_MESSAGES", 20_000);
@@ -49,10 +83,16 @@ async fn main() {
         prefix: format!("bench.{nanos}."),
         ..AmqpConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f")
     };
-    let b = AmqpBroker::open(store, config).await.unwrap();
+    let full = env("AMQP_BENCH_FULL", units).min(units);
+    let boxes: Vec<String> = (0..100).map(|i| format!("000.00.{i:02}.B00")).collect();
+    let many: Vec<String> = (0..units).map(|i| format!("000.{i:05}.00.U00")).collect();
+    let _cleanup = Cleanup {
+        config: config.clone(),
+        mailboxes: boxes.iter().chain(&many).cloned().collect(),
+    };
+    let b = AmqpBroker::open(store, config.clone()).await.unwrap();
 
     // 1. publish + confirm, then fetch + ack.
-    let boxes: Vec<String> = (0..100).map(|i| format!("000.00.{i:02}.B00")).collect();
     let now = SystemTime::now();
     let batches: Vec<Vec<Publish>> = (0..n)
         .collect::<Vec<_>>()
@@ -116,7 +156,6 @@ async fn main() {
     // 2. many mailboxes.
     let before = broker_memory_mib();
     let started = Instant::now();
-    let many: Vec<String> = (0..units).map(|i| format!("000.{i:05}.00.U00")).collect();
     b.declare_mailboxes(&many).await.unwrap();
     let declare_s = started.elapsed().as_secs_f64();
     let declared_mib = broker_memory_mib();
@@ -126,7 +165,7 @@ async fn main() {
         (declared_mib - before) * 1024.0 / units as f64,
     );
     let started = Instant::now();
-    for chunk in many.chunks(1000) {
+    for chunk in many[..full].chunks(1000) {
         b.publish(
             chunk
                 .iter()
@@ -140,17 +179,48 @@ async fn main() {
         .unwrap();
     }
     let publish_s = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let stats = b.stats().await.unwrap();
-    let stats_s = started.elapsed().as_secs_f64();
     let after = broker_memory_mib();
     println!(
-        "{units} mailboxes, 1 message each, published in {publish_s:.1} s; broker RSS {before:.0} -> {after:.0} MiB ({:.1} KiB per mailbox); stats() over {} mailboxes in {stats_s:.1} s",
+        "{units} mailboxes, 1 message in each of {full}, published in {publish_s:.1} s; broker RSS {before:.0} -> {after:.0} MiB ({:.1} KiB per mailbox)",
         (after - before) * 1024.0 / units as f64,
-        stats.len()
     );
-    let started = Instant::now();
-    b.delete(&[]).await.unwrap();
-    println!("deleted in {:.1} s", started.elapsed().as_secs_f64());
+
+    // 3. stats.
+    let timed = |label: &'static str, b: AmqpBroker| async move {
+        for run in 1..=3 {
+            let started = Instant::now();
+            let stats = b.stats().await.unwrap();
+            let stats_s = started.elapsed().as_secs_f64();
+            println!(
+                "stats() {label}, run {run}: {} mailboxes listed ({} with a message) out of {units} in {stats_s:.2} s, from {:?}",
+                stats.len(),
+                stats.iter().filter(|s| s.ready > 0).count(),
+                b.stats_source()
+            );
+        }
+        b
+    };
+    let b = timed("by the broker that declared them", b).await;
     b.close().await;
+    let dir2 = tempfile::tempdir().unwrap();
+    let other = AmqpBroker::open(store::Store::open(dir2.path()).unwrap(), config.clone())
+        .await
+        .unwrap();
+    let other = timed("by another broker that declared nothing (a restart)", other).await;
+    other.close().await;
+    if env("AMQP_BENCH_FALLBACK", 0) == 1 {
+        let dir3 = tempfile::tempdir().unwrap();
+        let blind = AmqpBroker::open(
+            store::Store::open(dir3.path()).unwrap(),
+            AmqpConfig {
+                management_url: Some("http://127.0.0.1:1/".to_owned()),
+                ..config.clone()
+            },
+        )
+        .await
+        .unwrap();
+        blind.declare_mailboxes(&many).await.unwrap();
+        let blind = timed("without the management API (one queue.declare each)", blind).await;
+        blind.close().await;
+    }
 }

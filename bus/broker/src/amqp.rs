@@ -30,7 +30,7 @@
 //! - **release** = `basic.nack(requeue)`; **dead_letter** = confirmed publish to the dead-letter
 //!   exchange with the reason, then `basic.ack`; **redrive** = confirmed republish to the mailbox
 //!   (at its back), then ack from the dead-letter queue.
-//! - **stats**: every mailbox queue under the prefix from one paged listing of the management
+//! - **stats**: every mailbox queue under the prefix from one listing of the management
 //!   HTTP API (counts; falls back to a `queue.declare` per mailbox this process declared when the
 //!   API does not answer), a scan of the dead-letter queue (dead letters per mailbox), and a peek
 //!   (`basic.get` + `nack(requeue)`) at the head of each non-empty mailbox for the oldest ready
