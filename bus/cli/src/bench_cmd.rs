@@ -12,6 +12,11 @@
 //!
 //! plus `openssl speed rsa2048`'s sign rate measured in the same run, since sealing costs one
 //! RSA signature per package and sets the ceiling on this machine.
+//!
+//! `--broker amqp` runs the relay on RabbitMQ (`--amqp-url`, objects under the prefix
+//! `truc-bench.`, deleted before and after) and also reports how long the relay took to declare
+//! every unit's mailbox and RabbitMQ's memory; `--broker both` runs embedded then amqp in the same
+//! run and prints amqp / embedded.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +62,12 @@ pub struct BenchArgs {
     /// Tổng số mục chờ trong hộp thư ở pha quy mô (0 = bỏ qua). / Queued mailbox entries in the scale phase (0 = skip).
     #[arg(long, default_value_t = 1_000_000)]
     queued: u64,
+    /// Hàng đợi của trục: embedded, amqp (RabbitMQ) hoặc both (đo cả hai trong cùng lần chạy và in tỷ lệ). / The relay's broker: embedded, amqp (RabbitMQ) or both (both in the same run, with the ratio).
+    #[arg(long, value_enum, default_value_t = BenchBroker::Embedded)]
+    broker: BenchBroker,
+    /// RabbitMQ cho --broker amqp/both (hàng đợi dưới tiền tố truc-bench., xóa trước và sau). / RabbitMQ for --broker amqp/both (queues under the prefix truc-bench., deleted before and after).
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
     /// Thư mục làm việc (mặc định: thư mục tạm, xóa khi xong). / Work directory (default: a temp dir, removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -65,9 +76,25 @@ pub struct BenchArgs {
     json: bool,
 }
 
+/// Which broker the bench runs the relay on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchBroker {
+    /// The embedded queues in the relay's store (the default).
+    Embedded,
+    /// RabbitMQ at --amqp-url.
+    Amqp,
+    /// Embedded, then RabbitMQ, in the same run; prints amqp / embedded.
+    Both,
+}
+
+/// The queue-name prefix of the bench's RabbitMQ objects (deleted before and after a run).
+const AMQP_PREFIX: &str = "truc-bench.";
+
 /// Everything measured, in one record (printed as a table or JSON).
 #[derive(Debug, Default, Serialize)]
 struct Report {
+    /// `embedded` or `amqp`.
+    broker: &'static str,
     openssl_rsa2048_sign_per_s: f64,
     throughput: Option<Phase>,
     latency: Option<Phase>,
@@ -75,6 +102,22 @@ struct Report {
     scale: Option<Scale>,
     relay_start_ms: u64,
     relay_peak_rss_mb: f64,
+    /// amqp: from the relay's start until it reported every unit's mailbox declared.
+    mailboxes_declared_ms: Option<u64>,
+    /// amqp: RabbitMQ's memory (`rabbitmqctl status`) before the relay started, once every
+    /// mailbox was declared, and at the end (before the bench's queues were deleted), MiB.
+    rabbitmq_mb_before: Option<f64>,
+    rabbitmq_mb_declared: Option<f64>,
+    rabbitmq_mb_end: Option<f64>,
+}
+
+/// `--broker both`: the two reports and amqp / embedded for each exchange phase.
+#[derive(Debug, Serialize)]
+struct Comparison<'a> {
+    embedded: &'a Report,
+    amqp: &'a Report,
+    throughput_ratio_amqp_to_embedded: Option<f64>,
+    latency_phase_ratio_amqp_to_embedded: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -261,7 +304,6 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
             temp.path().to_path_buf()
         }
     };
-    let mut report = Report::default();
     eprintln!(
         "{}",
         lang.pick(
@@ -269,8 +311,78 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
             "Measuring this machine's RSA-2048 sign rate (openssl speed)…"
         )
     );
-    report.openssl_rsa2048_sign_per_s = openssl_sign_rate()?;
+    let sign_rate = openssl_sign_rate()?;
+    let brokers: &[&'static str] = match args.broker {
+        BenchBroker::Embedded => &["embedded"],
+        BenchBroker::Amqp => &["amqp"],
+        BenchBroker::Both => &["embedded", "amqp"],
+    };
+    let mut reports = Vec::new();
+    for broker in brokers {
+        eprintln!("— broker: {broker} —");
+        let mut report = Report {
+            broker,
+            openssl_rsa2048_sign_per_s: sign_rate,
+            ..Report::default()
+        };
+        run_on(&args, &dir.join(broker), &mut report, lang).await?;
+        reports.push(report);
+    }
+    if let [embedded, amqp] = &reports[..] {
+        let ratio = |a: &Option<Phase>, e: &Option<Phase>| match (a, e) {
+            (Some(a), Some(e)) if e.packages_per_s > 0.0 => {
+                Some(a.packages_per_s / e.packages_per_s)
+            }
+            _ => None,
+        };
+        let comparison = Comparison {
+            embedded,
+            amqp,
+            throughput_ratio_amqp_to_embedded: ratio(&amqp.throughput, &embedded.throughput),
+            latency_phase_ratio_amqp_to_embedded: ratio(&amqp.latency, &embedded.latency),
+        };
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&comparison)?);
+        } else {
+            for r in &reports {
+                print(r, false, lang)?;
+            }
+            if let Some(x) = comparison.throughput_ratio_amqp_to_embedded {
+                println!(
+                    "{}: {x:.2}",
+                    lang.pick(
+                        "Thông lượng amqp / embedded (cùng lần chạy)",
+                        "Throughput amqp / embedded (same run)"
+                    )
+                );
+            }
+            if let Some(x) = comparison.latency_phase_ratio_amqp_to_embedded {
+                println!(
+                    "{}: {x:.2}",
+                    lang.pick(
+                        "Pha tốc độ cố định amqp / embedded",
+                        "Fixed-rate phase amqp / embedded"
+                    )
+                );
+            }
+        }
+    } else {
+        for r in &reports {
+            print(r, args.json, lang)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
+/// One full bench run with the relay on `report.broker`, in `dir`.
+async fn run_on(
+    args: &BenchArgs,
+    dir: &Path,
+    report: &mut Report,
+    lang: Lang,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let amqp = report.broker == "amqp";
     // Dev PKI: the bench units (senders then recipients) and a TLS certificate for localhost.
     let n_units = args.units_each.max(1) * 2;
     let codes: Vec<String> = (1..=n_units).map(unit_code).collect();
@@ -297,6 +409,7 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
 
     // Directory: a national-shaped sample, the fan-out units (group `fanout`) and the bench units.
     let data = dir.join("data");
+    let all_codes: Vec<String>;
     {
         let store = store::Store::open(&data)?;
         let directory = directory::Directory::open(&store)?;
@@ -319,7 +432,19 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
         directory.import(&csv, &mut |done, _| bar.set_position(done))?;
         directory.flush().await?;
         bar.finish();
+        all_codes = directory.list(None)?.into_iter().map(|u| u.code).collect();
     }
+    let broker_toml = if amqp {
+        // Leftovers of an earlier run that stopped half-way go first.
+        delete_amqp(&args.amqp_url, &all_codes).await?;
+        report.rabbitmq_mb_before = rabbitmq_memory_mb();
+        format!(
+            "[broker]\nkind = \"amqp\"\nurl = {:?}\n[broker.amqp]\nprefix = \"{AMQP_PREFIX}\"\n",
+            args.amqp_url
+        )
+    } else {
+        String::new()
+    };
 
     // The relay, as a separate process.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -330,7 +455,7 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     std::fs::write(
         &config,
         format!(
-            "version = 1\ndata_dir = {:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\nclient_ca = {:?}\ncrl = {:?}\n[seal]\ncert = {:?}\nkey = {:?}\n[log]\nlevel = \"warn\"\n",
+            "version = 1\ndata_dir = {:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\nclient_ca = {:?}\ncrl = {:?}\n[seal]\ncert = {:?}\nkey = {:?}\n[log]\nlevel = \"warn\"\n{broker_toml}",
             data.display().to_string(),
             p("server.pem"),
             p("server.key.pem"),
@@ -346,6 +471,7 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
         .arg("serve")
         .arg("--config")
         .arg(&config)
+        .env("TRUC_LANG", "en") // the bench reads the relay's "mailboxes declared" line
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
@@ -373,6 +499,42 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     }
     report.relay_start_ms = started.elapsed().as_millis() as u64;
     let pid = relay.child.id();
+    if amqp {
+        // The relay serves at once and declares every unit's mailbox in the background; the
+        // phases start once it said it is done, so they measure the steady state.
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(
+            lang.pick(
+                "Trục đang khai báo hộp thư trên RabbitMQ",
+                "The relay is declaring the mailboxes on RabbitMQ",
+            )
+            .to_owned(),
+        );
+        let log = dir.join("relay.log");
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("RabbitMQ: mailboxes of") {
+                break;
+            }
+            if text.contains("declaring the units' mailboxes failed")
+                || started.elapsed() > Duration::from_secs(600)
+            {
+                bail!(
+                    "{}: {}",
+                    lang.pick(
+                        "trục không khai báo xong hộp thư trên RabbitMQ; xem",
+                        "the relay did not finish declaring the mailboxes on RabbitMQ; see"
+                    ),
+                    log.display()
+                );
+            }
+            bar.tick();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bar.finish_and_clear();
+        report.mailboxes_declared_ms = Some(started.elapsed().as_millis() as u64);
+        report.rabbitmq_mb_declared = rabbitmq_memory_mb();
+    }
 
     let mut units = Vec::new();
     for (code, issued) in &pki.units {
@@ -487,8 +649,55 @@ async fn bench(args: BenchArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     }
     report.relay_peak_rss_mb = rss_mb(pid).1;
     drop(relay);
-    print(&report, args.json, lang)?;
-    Ok(ExitCode::SUCCESS)
+    if amqp {
+        report.rabbitmq_mb_end = rabbitmq_memory_mb();
+        let t0 = Instant::now();
+        delete_amqp(&args.amqp_url, &all_codes).await?;
+        eprintln!(
+            "{} {:.1} s",
+            lang.pick(
+                "Đã xóa hàng đợi RabbitMQ của lần đo trong",
+                "Deleted the bench's RabbitMQ queues in"
+            ),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// RabbitMQ's total memory in MiB (`rabbitmqctl status`), if rabbitmqctl answers here.
+fn rabbitmq_memory_mb() -> Option<f64> {
+    let out = Command::new("rabbitmqctl")
+        .args(["status", "--formatter", "json"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["memory"]["total"]["rss"]
+        .as_f64()
+        .map(|b| b / 1024.0 / 1024.0)
+}
+
+/// Deletes every RabbitMQ object of the bench (prefix [`AMQP_PREFIX`]): the mailboxes of
+/// `units`, the dead-letter queue, both exchanges and the shared log's stream.
+async fn delete_amqp(url: &str, units: &[String]) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let store = store::Store::open(scratch.path())?;
+    let b = broker::AmqpBroker::open(
+        store,
+        broker::AmqpConfig {
+            prefix: AMQP_PREFIX.to_owned(),
+            reconnect_for: Duration::from_secs(5),
+            ..broker::AmqpConfig::new(url)
+        },
+    )
+    .await?;
+    b.delete(units).await?;
+    b.close().await;
+    let log = broker::SharedLog::open(broker::SharedLogConfig::new(url, AMQP_PREFIX)).await?;
+    log.delete().await?;
+    log.close().await;
+    Ok(())
 }
 
 /// One exchange phase: `n` packages from the first `half` units to the others (one recipient
@@ -714,6 +923,7 @@ fn print(report: &Report, json: bool, lang: Lang) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
+    println!("== broker: {} ==", report.broker);
     println!(
         "{}: {:.0}/s",
         lang.pick(
@@ -727,6 +937,24 @@ fn print(report: &Report, json: bool, lang: Lang) -> anyhow::Result<()> {
         lang.pick("Thời gian khởi động trục", "Relay start time"),
         report.relay_start_ms
     );
+    if let Some(ms) = report.mailboxes_declared_ms {
+        let mb = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.0}"));
+        println!(
+            "{}: {:.1} s; RabbitMQ {} {} → {} → {} MiB",
+            lang.pick(
+                "Mọi hộp thư đã khai báo trên RabbitMQ sau khi khởi động",
+                "Every mailbox declared on RabbitMQ after the start"
+            ),
+            ms as f64 / 1000.0,
+            lang.pick(
+                "bộ nhớ (trước, sau khai báo, cuối)",
+                "memory (before, declared, end)"
+            ),
+            mb(report.rabbitmq_mb_before),
+            mb(report.rabbitmq_mb_declared),
+            mb(report.rabbitmq_mb_end),
+        );
+    }
     for (name, phase) in [
         (lang.pick("Thông lượng", "Throughput"), &report.throughput),
         (
