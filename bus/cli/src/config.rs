@@ -175,6 +175,9 @@ pub struct AmqpSection {
     /// Share events and sealed bodies with the other relay nodes on this RabbitMQ through the
     /// stream `<prefix>events`, so every node serves every unit.
     pub shared_log: bool,
+    /// RabbitMQ's management HTTP API, where the operator view lists every mailbox at once;
+    /// empty: the `[broker] url` host on port 15672 (15671 for amqps) with its credentials.
+    pub management_url: String,
 }
 
 impl Default for AmqpSection {
@@ -183,6 +186,7 @@ impl Default for AmqpSection {
             queue_type: AmqpQueueType::default(),
             prefix: "truc.".to_owned(),
             shared_log: true,
+            management_url: String::new(),
         }
     }
 }
@@ -707,6 +711,19 @@ impl Config {
                 ),
                 format!(
                     "Prefix \"{prefix}\" cannot be used for RabbitMQ queue names. Write 1–64 letters, digits, '.', '_' or '-', e.g. \"truc.\" (every relay node of one bus uses the same prefix)."
+                ),
+            ));
+        }
+        let api = &self.broker.amqp.management_url;
+        if !(api.is_empty() || api.starts_with("http://") || api.starts_with("https://")) {
+            problems.push(Problem::new(
+                "broker.amqp.management_url",
+                "bad_management_url",
+                format!(
+                    "\"{api}\" không phải URL HTTP của API quản trị RabbitMQ. Hãy ghi dạng \"http://user:pass@host:15672/\", hoặc để trống (\"\") để dùng máy của [broker] url, cổng 15672."
+                ),
+                format!(
+                    "\"{api}\" is not an HTTP URL of RabbitMQ's management API. Write it as \"http://user:pass@host:15672/\", or leave it empty (\"\") for the [broker] url host, port 15672."
                 ),
             ));
         }
@@ -1242,6 +1259,28 @@ mod tests {
                 ("broker.amqp.prefix", "bad_prefix")
             );
         }
+    }
+
+    #[test]
+    fn amqp_management_url_defaults_to_derived_and_a_non_http_one_is_named() {
+        let (config, _) = load("version = 1\n[broker]\nkind = \"amqp\"\n");
+        assert_eq!(config.broker.amqp.management_url, "");
+        let (config, problems) = load(
+            "version = 1\n[broker.amqp]\nmanagement_url = \"https://ops:x@mq.example:15671/\"\n",
+        );
+        assert_eq!(problems, vec![]);
+        assert_eq!(config.validate(), vec![]);
+        assert_eq!(
+            config.broker.amqp.management_url,
+            "https://ops:x@mq.example:15671/"
+        );
+        let (config, _) = load("version = 1\n[broker.amqp]\nmanagement_url = \"mq:15672\"\n");
+        let found = config.validate();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].key.as_str(), found[0].code),
+            ("broker.amqp.management_url", "bad_management_url")
+        );
     }
 
     #[test]

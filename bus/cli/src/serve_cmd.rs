@@ -262,6 +262,8 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
                     AmqpQueueType::Quorum => broker::QueueType::Quorum,
                 },
                 prefix: config.broker.amqp.prefix.clone(),
+                management_url: Some(config.broker.amqp.management_url.clone())
+                    .filter(|u| !u.is_empty()),
                 ..AmqpConfig::new(config.broker.url.clone())
             };
             // Retries for up to 30 s while RabbitMQ is starting; then fails with what to check.
