@@ -325,10 +325,19 @@ async fn read_once(
         loop {
             let got = tokio::select! {
                 got = std::future::poll_fn(|cx| std::pin::Pin::new(&mut consumer).poll_next(cx)) => got,
-                // Notice a dropped log even while the stream is idle.
+                // Notice a dropped log, and a dead connection, even while the stream is idle:
+                // when the broker goes away (`rabbitmqctl stop_app`) the consumer may never
+                // yield an error, and a reader waiting on it forever would leave this node
+                // behind the log for good.
                 () = tokio::time::sleep(Duration::from_secs(1)) => {
                     if owner.strong_count() == 0 || tx.is_closed() {
                         return Ok(());
+                    }
+                    if !connection.status().connected() || !channel.status().connected() {
+                        return Err(BrokerError::Amqp {
+                            op: "basic.consume",
+                            detail: "the connection to the shared log was lost".into(),
+                        });
                     }
                     continue;
                 }

@@ -52,12 +52,11 @@ impl Names {
         ))
     }
 
-    /// The relay's broker section. The shared log (`[broker.amqp] shared_log`, several relay
-    /// nodes) is off: these tests are about one relay node and its mailboxes; with the shared log
-    /// on, a node did not catch up again after stop_app/start_app (reported to its author).
+    /// The relay's broker section: the defaults (so the shared log of several relay nodes is on,
+    /// and must live through every fault too) under the test's own prefix.
     fn relay_toml(&self) -> String {
         format!(
-            "[broker]\nkind = \"amqp\"\nurl = \"{URL}\"\n[broker.amqp]\nprefix = \"{}\"\nshared_log = false\n",
+            "[broker]\nkind = \"amqp\"\nurl = \"{URL}\"\n[broker.amqp]\nprefix = \"{}\"\n",
             self.0
         )
     }
