@@ -22,19 +22,14 @@ command -v rabbitmq-server >/dev/null 2>&1 || need_pkgs+=(rabbitmq-server)
 # The portal's browser test drives Debian's headless Chromium through chromedriver.
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)
+# promtool (Debian package prometheus) judges /metrics and the alert rules.
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing: ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  # One index update, one install; recommends (exporters, fonts, extra tools) are not needed.
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
-# promtool (Debian package prometheus) judges /metrics and the alert rules; its recommends
-# (exporters) are not needed.
-if ! command -v promtool >/dev/null 2>&1; then
-  say "installing: prometheus (promtool)"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
 # --- 2. RabbitMQ ------------------------------------------------------------------------
