@@ -20,8 +20,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use edxml::{Attachment, Document, Organization, Package};
 use truc_client::{Client, Identity};
+
+mod relay_load;
+
+use relay_load::{Lcg, code, document};
 
 const NODES: usize = 2;
 const SENDERS: usize = 4;
@@ -33,45 +36,6 @@ const KILLS: u64 = 3;
 fn url() -> String {
     std::env::var("TRUC_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-fn code(i: usize) -> String {
-    format!("000.00.{:02}.G{:02}", i / 100, i % 100)
-}
-
-fn document(from: &str, to: &str, document_id: &str) -> Vec<u8> {
-    let org = |c: &str| Organization {
-        organ_id: c.to_owned(),
-        ..Organization::default()
-    };
-    let doc = Document {
-        from: org(from),
-        to: vec![org(to)],
-        document_id: Some(document_id.to_owned()),
-        subject: Some(format!("Văn bản {document_id}")),
-        attachments: vec![Attachment {
-            content_id: "1".into(),
-            name: Some("a.txt".into()),
-            description: None,
-            content_type: Some("text/plain".into()),
-            data: vec![b'x'; 1500],
-        }],
-        ..Document::default()
-    };
-    edxml::to_bytes(&Package::Document(doc))
-}
-
-/// A tiny deterministic generator (the seed is printed so a failing run can be replayed).
-#[derive(Clone)]
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
 }
 
 struct Node {

@@ -36,7 +36,7 @@ pub fn codes() -> Vec<String> {
     (1..=SENDERS + RECIPIENTS).map(code).collect()
 }
 
-fn document(from: &str, to: &str, document_id: &str) -> Vec<u8> {
+pub fn document(from: &str, to: &str, document_id: &str) -> Vec<u8> {
     let org = |c: &str| Organization {
         organ_id: c.to_owned(),
         ..Organization::default()
@@ -59,6 +59,7 @@ fn document(from: &str, to: &str, document_id: &str) -> Vec<u8> {
 }
 
 /// A tiny deterministic generator (the seed is printed so a failing run can be replayed).
+#[derive(Clone)]
 pub struct Lcg(pub u64);
 impl Lcg {
     pub fn next(&mut self, below: u64) -> u64 {
