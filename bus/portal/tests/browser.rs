@@ -79,6 +79,27 @@ async fn wait_for(c: &fantoccini::Client, what: Locator<'_>) -> fantoccini::elem
     }
 }
 
+/// Clicks what navigates to another page and waits until that page replaced the current one
+/// (the old document's root element goes stale), so nothing is read off the page left behind.
+async fn click_to_load(c: &fantoccini::Client, what: Locator<'_>) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    c.find(what).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match old.tag_name().await {
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                return;
+            }
+            _ if std::time::Instant::now() > deadline => {
+                panic!("clicking {what:?} did not load a new page in 30 s")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromium() {
     let bed = Bed::new();
@@ -165,12 +186,7 @@ async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromi
         .send_keys(PASSWORD)
         .await
         .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&c, Locator::Id("sign-in")).await;
     wait_for(&c, Locator::Id("search-form")).await;
     assert!(
         c.find(Locator::Id("who"))
@@ -190,12 +206,7 @@ async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromi
         .send_keys("tổng kết")
         .await
         .unwrap();
-    c.find(Locator::Id("search"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&c, Locator::Id("search")).await;
     let table = wait_for(&c, Locator::Id("documents")).await;
     let rows = table.find_all(Locator::Css("tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 1, "the search finds exactly that document");
@@ -248,28 +259,13 @@ async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromi
     c.set_window_size(390, 1400).await.unwrap();
     shot("document-phone.png").await;
     c.set_window_size(1280, 900).await.unwrap();
-    c.find(Locator::Id("lang-switch"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&c, Locator::Id("lang-switch")).await;
     let (_, b_text) = state(B).await;
     assert!(b_text.contains("Registered (03)"), "{b_text}");
-    c.find(Locator::Id("lang-switch"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&c, Locator::Id("lang-switch")).await;
 
     // Sign out; the operator signs in and sees the mailbox table, worst first.
-    c.find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&c, Locator::Id("sign-out")).await;
     wait_for(&c, Locator::Id("signin-form")).await;
     c.find(Locator::Id("name"))
         .await
@@ -283,12 +279,7 @@ async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromi
         .send_keys(PASSWORD)
         .await
         .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_load(&c, Locator::Id("sign-in")).await;
     let table = wait_for(&c, Locator::Id("mailboxes")).await;
     let rows = table.find_all(Locator::Css("tbody tr")).await.unwrap();
     let units: Vec<String> = {
