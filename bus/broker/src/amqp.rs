@@ -619,6 +619,11 @@ impl Inner {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// See `Broker::ping`.
+    async fn ping_once(&self, link: &Link) -> Result<(), BrokerError> {
+        stats::barrier(&link.admin, &self.names.exchange()).await
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -1438,5 +1443,12 @@ impl Broker for AmqpBroker {
 
     async fn stats(&self) -> Result<Vec<MailboxStats>, BrokerError> {
         self.inner.stats().await
+    }
+
+    /// A passive declare of the exchange on the live link (reconnecting first if needed): one
+    /// round trip that RabbitMQ answers only when it is up and serving this vhost.
+    async fn ping(&self) -> Result<(), BrokerError> {
+        let inner = &self.inner;
+        with_link!(inner, |link| inner.ping_once(&link))
     }
 }

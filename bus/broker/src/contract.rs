@@ -313,6 +313,7 @@ pub async fn batch_publish_to_1000_mailboxes<H: Harness>(h: &mut H) {
 /// Stats give ready, in-flight and dead-lettered counts and the oldest ready message's age.
 pub async fn stats_report_depths_and_oldest_age<H: Harness>(h: &mut H) {
     let b = h.open().await;
+    b.ping().await.expect("a running broker answers a ping");
     let mb = h.mailbox("stats");
     let t0 = h.now();
     b.publish(vec![

@@ -601,4 +601,9 @@ impl Broker for EmbeddedBroker {
     async fn stats(&self) -> Result<Vec<MailboxStats>, BrokerError> {
         self.stats_sync()
     }
+
+    /// In the relay's own process and store: reachable whenever the relay is.
+    async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
 }

@@ -168,6 +168,10 @@ pub trait Broker: Send + Sync {
 
     /// Depths of every mailbox that holds anything, sorted by mailbox.
     fn stats(&self) -> impl Future<Output = Result<Vec<MailboxStats>, BrokerError>> + Send;
+
+    /// One cheap round trip proving the broker is reachable and serving, whatever the number of
+    /// mailboxes: how the operator view judges connectivity (`stats` can take seconds at scale).
+    fn ping(&self) -> impl Future<Output = Result<(), BrokerError>> + Send;
 }
 
 /// The backend chosen at run time (from configuration).
@@ -229,6 +233,12 @@ impl Broker for AnyBroker {
         match self {
             AnyBroker::Embedded(b) => b.stats().await,
             AnyBroker::Amqp(b) => b.stats().await,
+        }
+    }
+    async fn ping(&self) -> Result<(), BrokerError> {
+        match self {
+            AnyBroker::Embedded(b) => b.ping().await,
+            AnyBroker::Amqp(b) => b.ping().await,
         }
     }
 }

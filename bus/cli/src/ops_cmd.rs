@@ -401,6 +401,25 @@ pub fn render(o: &Overview, lang: Lang) -> String {
             lang.pick("HÀNG ĐỢI KHÔNG TRẢ LỜI:", "BROKER DOWN:")
         );
     }
+    if !o.stats_fresh {
+        let why = o
+            .stats_error
+            .as_ref()
+            .map(|e| format!(" {} [{}]", lang.pick(&e.vi, &e.en), e.code))
+            .unwrap_or_default();
+        let when = match (&o.stats_at, o.stats_age_s) {
+            (Some(at), Some(a)) => format!(
+                "{} {at} ({} {})",
+                lang.pick("Số liệu hộp thư đọc lúc", "Mailbox figures read at"),
+                age(a, lang),
+                lang.pick("trước", "ago")
+            ),
+            _ => lang
+                .pick("Chưa có số liệu hộp thư.", "No mailbox figures yet.")
+                .to_owned(),
+        };
+        let _ = writeln!(out, "!! {when}{why}");
+    }
     let t = &o.totals;
     let _ = writeln!(
         out,

@@ -108,6 +108,28 @@ pub(crate) async fn page(
         .as_ref()
         .map(|e| lang.pick(&e.vi, &e.en).to_owned())
         .unwrap_or_default();
+    // Figures not read for this page: say when they were, and why no newer ones.
+    let stats_note = (!o.stats_fresh).then(|| {
+        let why = o
+            .stats_error
+            .as_ref()
+            .map(|e| format!(" — {} [{}]", lang.pick(&e.vi, &e.en), e.code))
+            .unwrap_or_default();
+        match (&o.stats_at, lang) {
+            (Some(at), Lang::Vi) => format!(
+                "Số liệu hộp thư đọc lúc {} ({} trước){why}",
+                local_time(at),
+                age(o.stats_age_s)
+            ),
+            (Some(at), Lang::En) => format!(
+                "Mailbox figures read at {} ({} ago){why}",
+                local_time(at),
+                age(o.stats_age_s)
+            ),
+            (None, Lang::Vi) => format!("Chưa có số liệu hộp thư{why}"),
+            (None, Lang::En) => format!("No mailbox figures yet{why}"),
+        }
+    });
     render(
         &portal,
         &req,
@@ -122,6 +144,7 @@ pub(crate) async fn page(
             "oldest_total": age(o.totals.oldest_ready_age_s),
             "generated_at": local_time(&o.generated_at),
             "broker_error": broker_error,
+            "stats_note": stats_note,
             "notice": notice,
             "notice_class": "",
             "live": live,

@@ -25,6 +25,7 @@ mod error;
 mod mailbox;
 mod ops;
 mod pipeline;
+mod readings;
 mod tracking;
 
 use std::sync::Arc;
@@ -39,9 +40,11 @@ use store::Store;
 
 pub use error::{Fault, Problem, RelayError};
 pub use ops::{
-    DEAD_LETTER_ROWS, DeadLetterRow, MailboxRow, MinuteRate, OpsMessage, Overview, RATE_MINUTES,
-    Rates, Refusals, STATS_TIMEOUT, SignatureFailures, Totals, overview_offline,
+    BrokerCheck, DEAD_LETTER_ROWS, DeadLetterRow, MailboxRow, MinuteRate, OpsMessage, Overview,
+    PING_TIMEOUT, RATE_MINUTES, Rates, Refusals, STATS_WAIT, SignatureFailures, Totals,
+    overview_offline,
 };
+pub use readings::{READING_TIMEOUT, Reading, Want};
 pub use tracking::{
     Event, PackageQuery, PackageSummary, Page, PageOptions, RecipientTrack, Role, TrackEvent,
     Tracking,
@@ -133,6 +136,8 @@ struct Inner {
     counters: Counters,
     /// Per-minute activity of the last hour for the operator view; in memory, bounded.
     rates: ops::RateRing,
+    /// Mailbox readings for the operator view and /metrics, taken off the request path.
+    readings: Arc<readings::Readings>,
     /// Membership of a group of relay nodes sharing one RabbitMQ (`None`: this relay alone).
     cluster: Option<cluster::Cluster>,
 }
@@ -167,6 +172,7 @@ impl Relay {
                 tracking,
                 counters: Counters::default(),
                 rates: ops::RateRing::default(),
+                readings: Arc::default(),
                 cluster,
             }),
         })

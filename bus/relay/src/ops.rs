@@ -11,6 +11,8 @@
 //! ```json
 //! { "generated_at": "2026-11-24T01:02:03.000Z", "backend": "embedded", "live": true,
 //!   "broker_up": true, "broker_error": null,
+//!   "stats_at": "2026-11-24T01:02:03.000Z", "stats_age_s": 0, "stats_fresh": true,
+//!   "stats_error": null,
 //!   "mailboxes": [ { "unit": "000.00.00.H41", "name": "UBND tỉnh Hà Nam", "ready": 3,
 //!                    "in_flight": 1, "dead_lettered": 0, "oldest_ready_age_s": 5400 } ],
 //!   "mailboxes_shown": 1, "mailboxes_total": 1,
@@ -27,12 +29,23 @@
 //! ```
 //!
 //! - `backend`: `"embedded"` or `"amqp"`.
-//! - `broker_up`: whether `Broker::stats` answered within [`STATS_TIMEOUT`]. When it did not,
-//!   the overview is still `Ok`: `broker_up` is false, `broker_error` holds `{code, vi, en}` (a
-//!   stable code such as `broker.amqp` or `broker.timeout` and a Vietnamese/English message that
-//!   says what to check), and `mailboxes`, `totals` and `dead_letters` are empty; rates and
-//!   signature failures are still filled. A page shows this as a red banner, never as an error
-//!   page. `overview` itself fails only if the relay cannot read its own directory.
+//! - `broker_up`: whether the broker answered a ping (`Broker::ping`, one round trip) within
+//!   [`PING_TIMEOUT`]. When it did not, the overview is still `Ok`: `broker_up` is false and
+//!   `broker_error` holds `{code, vi, en}` (a stable code such as `broker.amqp` or
+//!   `broker.timeout` and a Vietnamese/English message that says what to check). A page shows
+//!   this as a red banner, never as an error page. `overview` itself fails only if the relay
+//!   cannot read its own directory.
+//! - `stats_at`, `stats_age_s`, `stats_fresh`, `stats_error`: the mailbox figures (`mailboxes`,
+//!   `totals`, `dead_letters`) come from a *reading* of the broker taken in a task of its own
+//!   (see `readings.rs`): counting tens of thousands of RabbitMQ queues takes seconds, and that
+//!   must neither hold a page nor make a slow count look like a broker outage. An overview
+//!   starts a reading (or joins the next one) and waits for it at most [`STATS_WAIT`]; in time,
+//!   `stats_fresh` is true. Otherwise it shows the last good reading, with `stats_at` (when it
+//!   was read) and `stats_age_s`, and `stats_error` says why: `broker.stats_pending` (the first
+//!   reading still runs: no figures yet, the lists are empty), `broker.stats_slow` (a new one
+//!   still runs), or the failure of the latest attempt (e.g. `broker.amqp` while the broker is
+//!   down, `broker.stats_timeout` after [`READING_TIMEOUT`]). With the broker down the last
+//!   figures stay on show, with their time, so the operator sees the backlog as it was.
 //! - `mailboxes`: every mailbox holding anything (ready, leased or dead-lettered), **worst first**:
 //!   by oldest undelivered (ready) message age descending, then by depth (`ready + in_flight`)
 //!   descending, then dead-lettered count descending, then unit code; cut to the first `top`
@@ -60,17 +73,20 @@
 //! Both are ordinary [`RelayError`]s (code, vi, en). Callers must restrict both calls to operators.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use broker::{AnyBroker, Broker, BrokerError, DeadLetter, MailboxStats};
 use directory::Directory;
 use serde::Serialize;
 
+use crate::readings::{READING_TIMEOUT, Reading, Want};
 use crate::{Accepted, Fault, Relay, RelayError, rfc3339};
 
-/// Longest wait for `Broker::stats` before the broker is reported down.
-pub const STATS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for `Broker::ping` before the broker is reported down.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest an overview waits for a new mailbox reading before it shows the last one.
+pub const STATS_WAIT: Duration = Duration::from_secs(2);
 /// Most dead-letter rows an overview carries (the newest ones).
 pub const DEAD_LETTER_ROWS: usize = 200;
 /// Minutes kept by the rate ring.
@@ -87,6 +103,18 @@ pub struct Overview {
     pub live: bool,
     pub broker_up: bool,
     pub broker_error: Option<OpsMessage>,
+    /// When the mailbox figures below were read (RFC 3339); `None` before the first reading.
+    #[serde(default)]
+    pub stats_at: Option<String>,
+    /// Their age in seconds at `generated_at`.
+    #[serde(default)]
+    pub stats_age_s: Option<u64>,
+    /// True when they were read after this overview was asked for.
+    #[serde(default)]
+    pub stats_fresh: bool,
+    /// Why they are not fresh: a reading still running or one that failed (`{code, vi, en}`).
+    #[serde(default)]
+    pub stats_error: Option<OpsMessage>,
     pub mailboxes: Vec<MailboxRow>,
     pub mailboxes_shown: usize,
     pub mailboxes_total: usize,
@@ -95,6 +123,25 @@ pub struct Overview {
     pub dead_letters_total: u64,
     pub rates: Rates,
     pub signature_failures: SignatureFailures,
+}
+
+/// Broker connectivity and the mailbox figures at hand: see [`Relay::check_broker`].
+#[derive(Debug, Clone)]
+pub struct BrokerCheck {
+    /// The broker answered a ping within [`PING_TIMEOUT`].
+    pub up: bool,
+    /// Why not, when it did not.
+    pub down: Option<OpsMessage>,
+    /// The last good reading (`None` before the first one finished).
+    pub reading: Option<Arc<Reading>>,
+    /// Its age at the check (relay clock).
+    pub age: Option<Duration>,
+    /// The reading is as new as asked.
+    pub fresh: bool,
+    /// The latest reading attempt failed (so `reading` is older).
+    pub failed: Option<OpsMessage>,
+    /// A reading is still running.
+    pub running: bool,
 }
 
 /// A problem to show an operator: stable code, Vietnamese and English text.
@@ -326,8 +373,9 @@ impl Relay {
     /// The operator's overview: mailboxes worst first (at most `top`, 0 = all), dead letters,
     /// rates and broker connectivity. See the [module documentation](self) for the contract.
     pub async fn overview(&self, top: usize) -> Result<Overview, RelayError> {
+        let check = self.check_broker(Want::AfterNow, STATS_WAIT).await;
         let now = self.now();
-        let mut overview = overview_offline(self.broker(), self.directory(), now, top).await?;
+        let mut overview = assemble(self.broker(), self.directory(), now, top, &check)?;
         let (rates, last_hour) = self.inner.rates.snapshot(now);
         overview.live = true;
         overview.rates = rates;
@@ -336,6 +384,44 @@ impl Relay {
             last_hour,
         };
         Ok(overview)
+    }
+
+    /// Broker connectivity (a ping bounded by [`PING_TIMEOUT`]) and the mailbox figures: a
+    /// reading as new as `want` if one comes within `wait`, else the last good one. What the
+    /// overview and `/metrics` are built on; neither ever waits for a whole walk of a big broker.
+    pub async fn check_broker(&self, want: Want, wait: Duration) -> BrokerCheck {
+        let broker = self.broker().clone();
+        let clock = self.clone();
+        let (ping, view) = tokio::join!(
+            tokio::time::timeout(PING_TIMEOUT, self.broker().ping()),
+            self.inner.readings.view(
+                want,
+                wait,
+                || clock.now(),
+                || {
+                    let broker = broker.clone();
+                    async move { read_broker(&broker).await }
+                },
+            ),
+        );
+        let down = match ping {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(problem(&e)),
+            Err(_) => Some(ping_timeout()),
+        };
+        let age = view
+            .reading
+            .as_ref()
+            .map(|r| self.now().duration_since(r.taken_at).unwrap_or_default());
+        BrokerCheck {
+            up: down.is_none(),
+            down,
+            age,
+            reading: view.reading,
+            fresh: view.fresh,
+            failed: view.failed,
+            running: view.running,
+        }
     }
 
     /// Moves every dead letter of `mailbox` back to ready; returns how many. For operators only.
@@ -358,12 +444,54 @@ impl Relay {
 
 /// The overview read from a broker and directory alone, without a running relay (what
 /// `truc ops queues` does on a stopped relay's data dir): `live` is false, rates and signature
-/// failures are zero. [`Relay::overview`] is this plus the live figures.
+/// failures are zero, and the caller waits for the whole reading (up to [`READING_TIMEOUT`]).
+/// [`Relay::overview`] is the same assembly plus the live figures.
 pub async fn overview_offline(
     broker: &AnyBroker,
     directory: &Directory,
     now: SystemTime,
     top: usize,
+) -> Result<Overview, RelayError> {
+    let began = std::time::Instant::now();
+    let read = match tokio::time::timeout(READING_TIMEOUT, read_broker(broker)).await {
+        Ok(r) => r,
+        Err(_) => Err(ping_timeout()),
+    };
+    let check = match read {
+        Ok((stats, dead)) => BrokerCheck {
+            up: true,
+            down: None,
+            age: Some(Duration::ZERO),
+            reading: Some(Arc::new(Reading {
+                taken_at: now,
+                took: began.elapsed(),
+                stats,
+                dead,
+            })),
+            fresh: true,
+            failed: None,
+            running: false,
+        },
+        Err(problem) => BrokerCheck {
+            up: false,
+            down: Some(problem.clone()),
+            reading: None,
+            age: None,
+            fresh: false,
+            failed: Some(problem),
+            running: false,
+        },
+    };
+    assemble(broker, directory, now, top, &check)
+}
+
+/// The overview's broker part from a check; rates and signature failures left empty.
+fn assemble(
+    broker: &AnyBroker,
+    directory: &Directory,
+    now: SystemTime,
+    top: usize,
+    check: &BrokerCheck,
 ) -> Result<Overview, RelayError> {
     let backend = match broker {
         AnyBroker::Embedded(_) => "embedded",
@@ -374,8 +502,12 @@ pub async fn overview_offline(
         generated_at: rfc3339(now),
         backend: backend.to_owned(),
         live: false,
-        broker_up: true,
-        broker_error: None,
+        broker_up: check.up,
+        broker_error: check.down.clone(),
+        stats_at: None,
+        stats_age_s: None,
+        stats_fresh: false,
+        stats_error: None,
         mailboxes: Vec::new(),
         mailboxes_shown: 0,
         mailboxes_total: 0,
@@ -385,15 +517,23 @@ pub async fn overview_offline(
         rates,
         signature_failures: SignatureFailures::default(),
     };
-    let stats = match read_broker(broker).await {
-        Ok(s) => s,
-        Err(problem) => {
-            overview.broker_up = false;
-            overview.broker_error = Some(problem);
-            return Ok(overview);
-        }
+    overview.stats_error = match (&check.failed, &check.reading) {
+        (Some(p), _) => Some(p.clone()),
+        (None, None) if check.running => Some(reading_pending()),
+        (None, Some(_)) if !check.fresh && check.running => Some(reading_slow()),
+        _ => None,
     };
-    let (stats, dead) = stats;
+    let Some(reading) = &check.reading else {
+        return Ok(overview);
+    };
+    overview.stats_at = Some(rfc3339(reading.taken_at));
+    overview.stats_age_s = Some(
+        now.duration_since(reading.taken_at)
+            .unwrap_or_default()
+            .as_secs(),
+    );
+    overview.stats_fresh = check.fresh;
+    let stats = &reading.stats;
     overview.totals = Totals {
         mailboxes: stats.len() as u64,
         ready: stats.iter().map(|s| s.ready).sum(),
@@ -405,9 +545,9 @@ pub async fn overview_offline(
             .max(),
     };
     let mut rows: Vec<MailboxRow> = stats
-        .into_iter()
+        .iter()
         .map(|s| MailboxRow {
-            unit: s.mailbox,
+            unit: s.mailbox.clone(),
             name: None,
             ready: s.ready,
             in_flight: s.in_flight,
@@ -426,19 +566,19 @@ pub async fn overview_offline(
     }
     overview.mailboxes_shown = rows.len();
     overview.mailboxes = rows;
-    overview.dead_letters_total = dead.len() as u64;
-    let mut dead = dead;
+    overview.dead_letters_total = reading.dead.len() as u64;
+    let mut dead: Vec<&DeadLetter> = reading.dead.iter().collect();
     dead.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.mailbox.cmp(&b.mailbox)));
     dead.truncate(DEAD_LETTER_ROWS);
     overview.dead_letters = dead
         .into_iter()
         .map(|d| DeadLetterRow {
-            unit: d.mailbox,
-            id: d.message.id,
-            from: d.message.from,
-            document_id: d.message.document_id,
-            subject: d.message.subject,
-            reason: d.reason,
+            unit: d.mailbox.clone(),
+            id: d.message.id.clone(),
+            from: d.message.from.clone(),
+            document_id: d.message.document_id.clone(),
+            subject: d.message.subject.clone(),
+            reason: d.reason.clone(),
             at: rfc3339(d.at),
             delivery_count: d.delivery_count,
         })
@@ -458,8 +598,8 @@ fn sort_worst_first(rows: &mut [MailboxRow]) {
     });
 }
 
-/// Stats and every dead letter, or why the broker could not be read (bounded by
-/// [`STATS_TIMEOUT`]).
+/// Stats and every dead letter, or why the broker could not be read (unbounded: callers bound
+/// it).
 async fn read_broker(
     broker: &AnyBroker,
 ) -> Result<(Vec<MailboxStats>, Vec<DeadLetter>), OpsMessage> {
@@ -471,23 +611,43 @@ async fn read_broker(
         }
         Ok::<_, BrokerError>((stats, dead))
     };
-    match tokio::time::timeout(STATS_TIMEOUT, read).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(OpsMessage {
-            code: e.code().to_owned(),
-            vi: e.message_vi(),
-            en: e.message_en(),
-        }),
-        Err(_) => Err(OpsMessage {
-            code: "broker.timeout".to_owned(),
-            vi: format!(
-                "Hàng đợi không trả lời trong {} giây. Cần làm: kiểm tra máy chủ hàng đợi (RabbitMQ: rabbitmqctl status; nhúng: đĩa của thư mục dữ liệu) rồi tải lại trang.",
-                STATS_TIMEOUT.as_secs()
-            ),
-            en: format!(
-                "The broker did not answer within {} seconds. What to do: check the broker (RabbitMQ: rabbitmqctl status; embedded: the data dir's disk), then reload.",
-                STATS_TIMEOUT.as_secs()
-            ),
-        }),
+    read.await.map_err(|e| problem(&e))
+}
+
+fn problem(e: &BrokerError) -> OpsMessage {
+    OpsMessage {
+        code: e.code().to_owned(),
+        vi: e.message_vi(),
+        en: e.message_en(),
+    }
+}
+
+fn ping_timeout() -> OpsMessage {
+    OpsMessage {
+        code: "broker.timeout".to_owned(),
+        vi: format!(
+            "Hàng đợi không trả lời trong {} giây. Cần làm: kiểm tra máy chủ hàng đợi (RabbitMQ: rabbitmqctl status; nhúng: đĩa của thư mục dữ liệu) rồi tải lại trang.",
+            PING_TIMEOUT.as_secs()
+        ),
+        en: format!(
+            "The broker did not answer within {} seconds. What to do: check the broker (RabbitMQ: rabbitmqctl status; embedded: the data dir's disk), then reload.",
+            PING_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+fn reading_pending() -> OpsMessage {
+    OpsMessage {
+        code: "broker.stats_pending".to_owned(),
+        vi: "Đang đọc số liệu hộp thư lần đầu (với hàng chục nghìn hộp thư có thể mất vài giây). Hàng đợi vẫn kết nối. Cần làm: tải lại trang sau ít giây.".to_owned(),
+        en: "The mailbox figures are being read for the first time (a few seconds with tens of thousands of mailboxes). The broker is connected. What to do: reload in a few seconds.".to_owned(),
+    }
+}
+
+fn reading_slow() -> OpsMessage {
+    OpsMessage {
+        code: "broker.stats_slow".to_owned(),
+        vi: "Số liệu mới đang được đọc (chậm khi có hàng chục nghìn hộp thư); bảng dưới là lần đọc trước, xem thời điểm đọc. Cần làm: tải lại trang sau ít giây.".to_owned(),
+        en: "Newer figures are being read (slow with tens of thousands of mailboxes); the table below is the previous reading, see when it was taken. What to do: reload in a few seconds.".to_owned(),
     }
 }

@@ -11,10 +11,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use broker::{AmqpBroker, AmqpConfig, AnyBroker, Clock, ManualClock, SharedLog, SharedLogConfig};
+use broker::{AmqpBroker, AmqpConfig, AnyBroker, ManualClock, SharedLog, SharedLogConfig};
 use common::*;
 use directory::Directory;
-use relay::{Relay, RelayConfig};
+use relay::Relay;
 use store::Store;
 
 fn url() -> String {
@@ -83,19 +83,11 @@ async fn node(prefix: &str, pki: &dsig::pki::DevPki, clock: Arc<ManualClock>) ->
     let log = SharedLog::open(SharedLogConfig::new(url(), prefix))
         .await
         .unwrap();
-    let trust = dsig::TrustStore::new(&pki.ca.cert_pem, &pki.crl_pem).unwrap();
-    let seal = dsig::SigningKey::from_pem(&pki.relay.key_pem, &pki.relay.cert_pem).unwrap();
     let relay = Relay::open_clustered(
         store,
         AnyBroker::Amqp(broker.clone()),
         directory,
-        RelayConfig {
-            relay_id: "000.00.00.A00".into(),
-            seal: Arc::new(seal),
-            trust: Arc::new(trust),
-            limits: edxml::Limits::default(),
-            clock: clock as Arc<dyn Clock>,
-        },
+        relay_config(pki, None, clock),
         log,
     )
     .await

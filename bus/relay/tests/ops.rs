@@ -205,6 +205,10 @@ async fn the_overview_serializes_to_the_documented_json_fields() {
         "live",
         "broker_up",
         "broker_error",
+        "stats_at",
+        "stats_age_s",
+        "stats_fresh",
+        "stats_error",
         "mailboxes",
         "mailboxes_shown",
         "mailboxes_total",
@@ -218,6 +222,11 @@ async fn the_overview_serializes_to_the_documented_json_fields() {
     }
     assert_eq!(v["mailboxes"][0]["unit"], B);
     assert_eq!(v["mailboxes"][0]["oldest_ready_age_s"], 0);
+    // The embedded broker reads in milliseconds: the figures are read for this very call.
+    assert_eq!(v["stats_fresh"], true);
+    assert_eq!(v["stats_age_s"], 0);
+    assert_eq!(v["stats_at"], v["generated_at"]);
+    assert!(v["stats_error"].is_null());
     let back: relay::Overview = serde_json::from_value(v).unwrap();
     assert_eq!(
         back, o,

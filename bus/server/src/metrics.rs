@@ -2,8 +2,11 @@
 //! labelled by method, route *template* (from [`crate::ROUTES`], or `unmatched`) and status class;
 //! the submit histogram by outcome (`accepted`, `duplicate`, `rejected`, `failed`); refusals by
 //! their stable error code and whose fault; backlog gauges by a fixed set of age thresholds. Never
-//! by an id or a unit code. Relay counters are read at scrape time; mailbox totals come from
-//! `Broker::stats`, which walks every mailbox, so they are cached for [`STATS_TTL`].
+//! by an id or a unit code. Relay counters are read at scrape time. Mailbox totals come from the
+//! relay's mailbox readings (`Relay::check_broker`): one younger than [`STATS_TTL`] is reused, a
+//! scrape waits at most [`SCRAPE_WAIT`] for a new one and otherwise exports the last one, with
+//! its age in `truc_mailbox_stats_age_seconds`; `truc_broker_up` is a ping, so a broker that
+//! counts its queues slowly is not reported down.
 //!
 //! Two text formats from one registry: OpenMetrics when the scraper asks for it (`Accept:
 //! application/openmetrics-text`, as Prometheus does) and the classic Prometheus text format
@@ -16,7 +19,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use broker::Broker;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -28,10 +30,10 @@ use prometheus_client::registry::Registry;
 
 use crate::ROUTES;
 
-/// How long mailbox totals are reused before `Broker::stats` is asked again.
+/// How long a mailbox reading is reused before a scrape asks for a new one.
 pub const STATS_TTL: Duration = Duration::from_secs(5);
-/// Bound on one `Broker::stats` call from a scrape.
-const STATS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a scrape waits for a new mailbox reading (Prometheus' scrape timeout is 10 s).
+pub const SCRAPE_WAIT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -63,7 +65,9 @@ struct MailboxTotals {
     oldest_ready_age: Duration,
     /// Mailboxes whose oldest ready message is older than each of [`BACKLOG_THRESHOLDS`].
     waiting: [u64; BACKLOG_THRESHOLDS.len()],
-    /// Whether the last `stats` call answered.
+    /// Age of these figures; `None` before the first reading.
+    age: Option<Duration>,
+    /// Whether the broker answered a ping at the last scrape.
     up: bool,
 }
 
@@ -74,8 +78,6 @@ pub(crate) struct Metrics {
     http: Family<HttpLabels, Histogram, fn() -> Histogram>,
     submit: Family<SubmitLabels, Histogram, fn() -> Histogram>,
     totals: Arc<Mutex<MailboxTotals>>,
-    /// When totals were last refreshed; the async lock makes concurrent scrapes share one walk.
-    refreshed: tokio::sync::Mutex<Option<Instant>>,
 }
 
 fn request_histogram() -> Histogram {
@@ -115,7 +117,6 @@ impl Metrics {
             http,
             submit,
             totals,
-            refreshed: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -154,17 +155,18 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Asks the broker for mailbox totals unless the cached ones are fresh.
+    /// Takes connectivity and the mailbox totals from the relay's readings (see the module doc).
     async fn refresh(&self, relay: &relay::Relay) {
-        let mut refreshed = self.refreshed.lock().await;
-        if refreshed.is_some_and(|t| t.elapsed() < STATS_TTL) {
-            return;
+        let check = relay
+            .check_broker(relay::Want::Within(STATS_TTL), SCRAPE_WAIT)
+            .await;
+        if let Some(down) = &check.down {
+            tracing::warn!(code = %down.code, "broker not answering: {}", down.en);
         }
-        let stats = tokio::time::timeout(STATS_TIMEOUT, relay.broker().stats()).await;
-        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
-        match stats {
-            Ok(Ok(stats)) => {
-                *totals = MailboxTotals {
+        let totals = match &check.reading {
+            Some(r) => {
+                let stats = &r.stats;
+                MailboxTotals {
                     mailboxes: stats.len() as u64,
                     ready: stats.iter().map(|s| s.ready).sum(),
                     in_flight: stats.iter().map(|s| s.in_flight).sum(),
@@ -180,19 +182,16 @@ impl Metrics {
                             .filter(|s| s.oldest_ready_age.is_some_and(|a| a > limit))
                             .count() as u64
                     }),
-                    up: true,
-                };
+                    age: check.age,
+                    up: check.up,
+                }
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "broker stats failed");
-                totals.up = false;
-            }
-            Err(_) => {
-                tracing::warn!("broker stats timed out");
-                totals.up = false;
-            }
-        }
-        *refreshed = Some(Instant::now());
+            None => MailboxTotals {
+                up: check.up,
+                ..MailboxTotals::default()
+            },
+        };
+        *self.totals.lock().unwrap_or_else(PoisonError::into_inner) = totals;
     }
 
     /// The text exposition: OpenMetrics when `openmetrics`, else the classic text format.
@@ -321,10 +320,19 @@ impl Collector for RelayCollector {
         }
         gauge(
             e,
-            "truc_broker_stats_up",
-            "1 when the last mailbox statistics call answered",
+            "truc_broker_up",
+            "1 when the broker answered a ping at this scrape",
             i64::from(t.up),
         )?;
+        if let Some(age) = t.age {
+            let age = ConstGauge::new(age.as_secs_f64());
+            age.encode(e.encode_descriptor(
+                "truc_mailbox_stats_age_seconds",
+                "Age of the mailbox figures above (they are read in the background)",
+                None,
+                age.metric_type(),
+            )?)?;
+        }
         Ok(())
     }
 }

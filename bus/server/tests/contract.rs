@@ -187,7 +187,7 @@ async fn metrics_are_prometheus_text_with_bounded_labels() {
         1.0,
         "C has not fetched"
     );
-    assert!(value("truc_broker_stats_up ") == 1.0);
+    assert!(value("truc_broker_up ") == 1.0);
     for n in [
         "truc_packages_duplicate_total",
         "truc_signature_failures_total",

@@ -403,7 +403,7 @@ impl Inner {
 
 /// A synchronous call on `ch` (a passive declare of the exchange, which always exists): RabbitMQ
 /// answers it after everything sent before it on the channel.
-async fn barrier(ch: &Channel, exchange: &str) -> Result<(), BrokerError> {
+pub(super) async fn barrier(ch: &Channel, exchange: &str) -> Result<(), BrokerError> {
     ch.exchange_declare(
         exchange.into(),
         lapin::ExchangeKind::Direct,

@@ -44,6 +44,28 @@ pub fn unit(code: &str, name: &str, groups: &[&str]) -> Unit {
     }
 }
 
+/// The relay's settings for tests: relay id `000.00.00.A00`, sealing with the dev PKI's relay
+/// key, trusting its CA with its CRL (or `crl`), default limits.
+pub fn relay_config(pki: &DevPki, crl: Option<&[u8]>, clock: Arc<dyn Clock>) -> RelayConfig {
+    RelayConfig {
+        relay_id: "000.00.00.A00".into(),
+        seal: Arc::new(
+            dsig::SigningKey::from_pem(&pki.relay.key_pem, &pki.relay.cert_pem).unwrap(),
+        ),
+        trust: Arc::new(
+            dsig::TrustStore::new(&pki.ca.cert_pem, crl.unwrap_or(&pki.crl_pem)).unwrap(),
+        ),
+        limits: edxml::Limits::default(),
+        clock,
+    }
+}
+
+/// The signing key of unit `code` in the dev PKI.
+pub fn unit_key(pki: &DevPki, code: &str) -> dsig::SigningKey {
+    let i = &pki.units.iter().find(|(c, _)| c == code).unwrap().1;
+    dsig::SigningKey::from_pem(&i.key_pem, &i.cert_pem).unwrap()
+}
+
 impl Bed {
     pub fn new() -> Bed {
         let dir = tempfile::tempdir().unwrap();
@@ -99,19 +121,11 @@ impl Bed {
         )
         .unwrap();
         let directory = Directory::open(&store).unwrap();
-        let trust = dsig::TrustStore::new(&pki.ca.cert_pem, crl.unwrap_or(&pki.crl_pem)).unwrap();
-        let seal = dsig::SigningKey::from_pem(&pki.relay.key_pem, &pki.relay.cert_pem).unwrap();
         Relay::open(
             store,
             AnyBroker::Embedded(broker),
             directory,
-            RelayConfig {
-                relay_id: "000.00.00.A00".into(),
-                seal: Arc::new(seal),
-                trust: Arc::new(trust),
-                limits: edxml::Limits::default(),
-                clock: clock as Arc<dyn Clock>,
-            },
+            relay_config(pki, crl, clock),
         )
         .unwrap()
     }
