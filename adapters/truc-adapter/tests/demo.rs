@@ -54,7 +54,34 @@ fn demo_shows_a_document_delivered_to_two_units_with_both_receipts() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(!stdout.contains("Made a development PKI"), "{stdout}");
-    assert_eq!(count_files(&dir.join("bo").join("receipts"), ".edxml"), 4);
+    // Once (of many runs) this saw 2: say what was there, to find out why if it comes back.
+    let receipts = dir.join("bo").join("receipts");
+    let listing = || -> String {
+        let mut names: Vec<String> = std::fs::read_dir(&receipts)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                        let about = text
+                            .split("<edXML:DocumentId>")
+                            .nth(1)
+                            .and_then(|t| t.split('<').next())
+                            .unwrap_or("?")
+                            .to_owned();
+                        format!("{} (about {about})", e.file_name().to_string_lossy())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names.join("\n")
+    };
+    assert_eq!(
+        count_files(&receipts, ".edxml"),
+        4,
+        "receipts/ holds:\n{}\nsecond run said:\n{stdout}",
+        listing()
+    );
 }
 
 #[test]
