@@ -964,6 +964,13 @@ impl Inner {
             let skip = {
                 let mut s = self.state();
                 let key = (mailbox.to_owned(), message.id.clone());
+                if s.generation != link.generation {
+                    // Another task replaced this link while we read (a reconnect): a message
+                    // taken on it cannot be leased (its ack would go to a closing channel), and
+                    // offered without a lease its ack would be unknown here. It goes back to
+                    // the queue when the old channel closes; the next fetch reads the new link.
+                    break;
+                }
                 let leased_here = s
                     .leases
                     .get(mailbox)
@@ -983,17 +990,15 @@ impl Inner {
                     s.counts.insert(key.clone(), count);
                     s.lost.remove(&key);
                     let until = now + self.config.lease;
-                    if s.generation == link.generation {
-                        s.leases.entry(mailbox.to_owned()).or_default().insert(
-                            message.id.clone(),
-                            Lease {
-                                tag,
-                                generation: link.generation,
-                                until,
-                                message: message.clone(),
-                            },
-                        );
-                    }
+                    s.leases.entry(mailbox.to_owned()).or_default().insert(
+                        message.id.clone(),
+                        Lease {
+                            tag,
+                            generation: link.generation,
+                            until,
+                            message: message.clone(),
+                        },
+                    );
                     out.push(Delivery {
                         mailbox: mailbox.to_owned(),
                         message,
