@@ -100,6 +100,19 @@ async fn click_to_load(c: &fantoccini::Client, what: Locator<'_>) {
     }
 }
 
+/// Fills the sign-in form on the current page and submits it.
+async fn sign_in(c: &fantoccini::Client, name: &str) {
+    for (field, text) in [("name", name), ("password", PASSWORD)] {
+        c.find(Locator::Id(field))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    click_to_load(c, Locator::Id("sign-in")).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromium() {
     let bed = Bed::new();
@@ -174,19 +187,7 @@ async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromi
     c.goto(&format!("{base}/portal")).await.unwrap();
     wait_for(&c, Locator::Id("signin-form")).await;
     shot("signin.png").await;
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys("vanthu_a")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    click_to_load(&c, Locator::Id("sign-in")).await;
+    sign_in(&c, "vanthu_a").await;
     wait_for(&c, Locator::Id("search-form")).await;
     assert!(
         c.find(Locator::Id("who"))
@@ -267,19 +268,7 @@ async fn a_clerk_follows_a_document_and_an_operator_sees_the_mailboxes_in_chromi
     // Sign out; the operator signs in and sees the mailbox table, worst first.
     click_to_load(&c, Locator::Id("sign-out")).await;
     wait_for(&c, Locator::Id("signin-form")).await;
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys("quantri")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    click_to_load(&c, Locator::Id("sign-in")).await;
+    sign_in(&c, "quantri").await;
     let table = wait_for(&c, Locator::Id("mailboxes")).await;
     let rows = table.find_all(Locator::Css("tbody tr")).await.unwrap();
     let units: Vec<String> = {

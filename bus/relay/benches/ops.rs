@@ -196,7 +196,7 @@ fn amqp(n: usize, full: usize) {
             println!(
                 "/metrics check {i}: {:.2} s, up {}, age {:?}",
                 t.elapsed().as_secs_f64(),
-                c.up,
+                c.up(),
                 c.age.map(|a| a.as_secs())
             );
         }

@@ -128,9 +128,7 @@ pub struct Overview {
 /// Broker connectivity and the mailbox figures at hand: see [`Relay::check_broker`].
 #[derive(Debug, Clone)]
 pub struct BrokerCheck {
-    /// The broker answered a ping within [`PING_TIMEOUT`].
-    pub up: bool,
-    /// Why not, when it did not.
+    /// Why the broker did not answer a ping within [`PING_TIMEOUT`]; `None` when it did.
     pub down: Option<OpsMessage>,
     /// The last good reading (`None` before the first one finished).
     pub reading: Option<Arc<Reading>>,
@@ -142,6 +140,13 @@ pub struct BrokerCheck {
     pub failed: Option<OpsMessage>,
     /// A reading is still running.
     pub running: bool,
+}
+
+impl BrokerCheck {
+    /// The broker answered a ping within [`PING_TIMEOUT`].
+    pub fn up(&self) -> bool {
+        self.down.is_none()
+    }
 }
 
 /// A problem to show an operator: stable code, Vietnamese and English text.
@@ -414,7 +419,6 @@ impl Relay {
             .as_ref()
             .map(|r| self.now().duration_since(r.taken_at).unwrap_or_default());
         BrokerCheck {
-            up: down.is_none(),
             down,
             age,
             reading: view.reading,
@@ -459,7 +463,6 @@ pub async fn overview_offline(
     };
     let check = match read {
         Ok((stats, dead)) => BrokerCheck {
-            up: true,
             down: None,
             age: Some(Duration::ZERO),
             reading: Some(Arc::new(Reading {
@@ -473,7 +476,6 @@ pub async fn overview_offline(
             running: false,
         },
         Err(problem) => BrokerCheck {
-            up: false,
             down: Some(problem.clone()),
             reading: None,
             age: None,
@@ -502,7 +504,7 @@ fn assemble(
         generated_at: rfc3339(now),
         backend: backend.to_owned(),
         live: false,
-        broker_up: check.up,
+        broker_up: check.up(),
         broker_error: check.down.clone(),
         stats_at: None,
         stats_age_s: None,

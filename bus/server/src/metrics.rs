@@ -183,11 +183,11 @@ impl Metrics {
                             .count() as u64
                     }),
                     age: check.age,
-                    up: check.up,
+                    up: check.up(),
                 }
             }
             None => MailboxTotals {
-                up: check.up,
+                up: check.up(),
                 ..MailboxTotals::default()
             },
         };
