@@ -10,7 +10,18 @@
 //! | `d` mb `\0` seq | [`Dead`] (JSON) | dead-lettered |
 //! | `a` mb `\0` id | acked-at (JSON) | tombstone: tells "already acked" from "never published" |
 //!
-//! Every change of one call is one atomic batch, then a group-commit flush before `Ok`. Memory:
+//! Every call writes its keys one by one, in an order that leaves a usable state after any prefix
+//! of them (sled recovers a prefix of its log after a crash; see `store::KvTree`), then a
+//! group-commit flush before `Ok`. No batches: each sled batch waits for two log writes, which
+//! cost the relay more than half its throughput. What a crash can leave, and how it is read:
+//! - publish writes `i` then `m`: an `i` whose seq is neither under `m` nor `d` is a publish that
+//!   never finished; a later publish of that id writes it again.
+//! - ack writes `a`, then removes `m`, `d`, `i`: while `m` stays the message is offered again
+//!   (the ack never answered), and the next ack finishes the job.
+//! - dead-letter writes `d` then removes `m`; redrive writes `m` then removes `d`: a seq under
+//!   both is dead-lettered, settled at open (dead letters are few, so that check is cheap).
+//!
+//! Memory:
 //! per mailbox a few counters, a `Notify` and the leases of its in-flight messages; nothing per
 //! queued message. Counters are rebuilt by one key scan at open (counting, not trusting, so they
 //! can never drift from the data).
@@ -73,6 +84,9 @@ struct Mailbox {
     dead: u64,
     /// In-flight messages: seq → lease. Not durable by design.
     leases: HashMap<u64, Lease>,
+    /// Published but not yet flushed: never offered, so no recipient gets a message (nor the
+    /// package it names, recorded in the same store) that a crash could still take back.
+    unflushed: HashSet<u64>,
     /// Woken on publish, release and redrive; fetchers wait on it.
     notify: Arc<Notify>,
     /// Cached `queued_at` of the oldest ready message: `None` = unknown (recomputed on demand),
@@ -168,6 +182,15 @@ impl EmbeddedBroker {
     /// ready again (leases are not durable).
     pub fn open(store: Store, config: EmbeddedConfig) -> Result<EmbeddedBroker, BrokerError> {
         let tree = store.tree("mailboxes")?;
+        // A dead-letter or redrive cut short leaves a seq under both `m` and `d`: it stays dead.
+        for entry in tree.scan_prefix(b"d") {
+            let (k, _) = entry?;
+            let (mailbox, seq) = split_key(&k).ok_or_else(|| corrupt("key", "no mailbox"))?;
+            let m_key = key(b'm', mailbox, seq);
+            if tree.contains_key(&m_key)? {
+                tree.remove(&m_key)?;
+            }
+        }
         let mut state: HashMap<String, Mailbox> = HashMap::new();
         for (space, field) in [(b'm', 0), (b'd', 1)] {
             for entry in tree.scan_prefix(&[space]) {
@@ -222,37 +245,47 @@ impl EmbeddedBroker {
         Ok(n)
     }
 
-    /// Writes the batch's new messages (skipping ids already queued or acked); returns the
-    /// mailboxes to wake once durable.
-    fn publish_sync(&self, batch: &[Publish]) -> Result<Vec<Arc<Notify>>, BrokerError> {
+    /// Whether a publish here also makes durable every write made before it to `store` (it
+    /// flushes that store before it returns, and offers nothing before that flush): the relay
+    /// then needs no flush of its own between recording a package and queueing it.
+    pub fn flushes(&self, store: &Store) -> bool {
+        self.inner.store.is(store)
+    }
+
+    /// Writes the batch's new messages (skipping ids already queued or acked), hidden from
+    /// fetches until [`EmbeddedBroker::reveal`]; returns them by mailbox.
+    fn publish_sync(&self, batch: &[Publish]) -> Result<Vec<(String, Vec<u64>)>, BrokerError> {
         let tree = &self.inner.tree;
         let mut state = self.state();
-        let mut writes = Batch::default();
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
-        let mut added: HashMap<&str, (u64, SystemTime)> = HashMap::new();
+        let mut added: HashMap<&str, (Vec<u64>, SystemTime)> = HashMap::new();
         for p in batch {
             let (mb, id) = (p.mailbox.as_str(), p.message.id.as_str());
             if !seen.insert((mb, id)) {
                 continue;
             }
             let id_key = key(b'i', mb, id.as_bytes());
-            if tree.contains_key(&id_key)? || tree.contains_key(key(b'a', mb, id.as_bytes()))? {
+            if self.holds(mb, &id_key)? || tree.contains_key(key(b'a', mb, id.as_bytes()))? {
                 continue;
             }
-            let seq = self.inner.store.generate_id()?.to_be_bytes();
+            let n = self.inner.store.generate_id()?;
+            let seq = n.to_be_bytes();
             let stored = Stored {
                 deliveries: 0,
                 message: p.message.clone(),
             };
-            writes.insert(key(b'm', mb, &seq), encode(&stored)?);
-            writes.insert(id_key, seq);
-            let e = added.entry(mb).or_insert((0, p.message.queued_at));
-            e.0 += 1;
+            // Index first: a crash between the two leaves an index to nothing, which `holds`
+            // reads as "not queued", never a message that cannot be acked.
+            tree.insert(id_key, seq)?;
+            tree.insert(key(b'm', mb, &seq), encode(&stored)?)?;
+            let e = added
+                .entry(mb)
+                .or_insert_with(|| (Vec::new(), p.message.queued_at));
+            e.0.push(n);
             e.1 = e.1.min(p.message.queued_at);
         }
-        tree.apply(writes)?;
-        let mut wake = Vec::with_capacity(added.len());
-        for (mb, (n, first_at)) in added {
+        let mut hidden = Vec::with_capacity(added.len());
+        for (mb, (seqs, first_at)) in added {
             let m = state.entry(mb.to_owned()).or_default();
             m.oldest_ready = match m.oldest_ready {
                 // Nothing was queued: the new messages are the only ready ones.
@@ -261,10 +294,30 @@ impl EmbeddedBroker {
                 Some(Some(t)) => Some(Some(t.min(first_at))),
                 None => None,
             };
-            m.stored += n;
-            wake.push(Arc::clone(&m.notify));
+            m.stored += seqs.len() as u64;
+            m.unflushed.extend(seqs.iter().copied());
+            hidden.push((mb.to_owned(), seqs));
         }
-        Ok(wake)
+        Ok(hidden)
+    }
+
+    /// Offers the messages `publish_sync` hid, once their flush is done, and wakes the fetchers
+    /// waiting on their mailboxes.
+    fn reveal(&self, hidden: Vec<(String, Vec<u64>)>) {
+        let mut wake = Vec::with_capacity(hidden.len());
+        {
+            let mut state = self.state();
+            for (mailbox, seqs) in hidden {
+                let m = state.entry(mailbox).or_default();
+                for seq in seqs {
+                    m.unflushed.remove(&seq);
+                }
+                wake.push(Arc::clone(&m.notify));
+            }
+        }
+        for n in wake {
+            n.notify_waiters();
+        }
     }
 
     /// Leases up to `max` ready messages; also returns the earliest lease end (when something
@@ -280,12 +333,12 @@ impl EmbeddedBroker {
         let mb = state.entry(mailbox.to_owned()).or_default();
         expire(mb, now);
         let mut out = Vec::new();
-        if max > 0 && (mb.stored as usize) > mb.leases.len() {
+        if max > 0 && (mb.stored as usize) > mb.leases.len() + mb.unflushed.len() {
             for entry in self.inner.tree.scan_prefix(&prefix(b'm', mailbox)) {
                 let (k, v) = entry?;
                 let (_, seq_bytes) = split_key(&k).ok_or_else(|| corrupt("key", "no mailbox"))?;
                 let seq = seq_of(seq_bytes)?;
-                if mb.leases.contains_key(&seq) {
+                if mb.leases.contains_key(&seq) || mb.unflushed.contains(&seq) {
                     continue;
                 }
                 let mut stored: Stored = decode(&v)?;
@@ -309,6 +362,17 @@ impl EmbeddedBroker {
         }
         let next_expiry = mb.leases.values().map(|l| l.until).min();
         Ok((out, next_expiry))
+    }
+
+    /// Whether the id whose index key is `id_key` is queued or dead-lettered in `mailbox` (an
+    /// index to neither is a publish a crash cut short).
+    fn holds(&self, mailbox: &str, id_key: &[u8]) -> Result<bool, BrokerError> {
+        let tree = &self.inner.tree;
+        let Some(seq) = tree.get(id_key)? else {
+            return Ok(false);
+        };
+        Ok(tree.contains_key(key(b'm', mailbox, &seq))?
+            || tree.contains_key(key(b'd', mailbox, &seq))?)
     }
 
     /// The seq of `id` in `mailbox`, or whether it was acked, or the unknown-delivery error.
@@ -343,15 +407,14 @@ impl EmbeddedBroker {
         );
         let was_queued = tree.contains_key(&m_key)?;
         let was_dead = tree.contains_key(&d_key)?;
-        let mut writes = Batch::default();
-        writes.remove(&m_key);
-        writes.remove(&d_key);
-        writes.remove(key(b'i', mailbox, id.as_bytes()));
-        writes.insert(
+        // Tombstone first: until the message is gone it may be offered again, and acked again.
+        tree.insert(
             key(b'a', mailbox, id.as_bytes()),
             encode(&self.inner.clock.now())?,
-        );
-        tree.apply(writes)?;
+        )?;
+        tree.remove(&m_key)?;
+        tree.remove(&d_key)?;
+        tree.remove(key(b'i', mailbox, id.as_bytes()))?;
         let mb = state.entry(mailbox.to_owned()).or_default();
         if was_queued {
             mb.stored = mb.stored.saturating_sub(1);
@@ -401,10 +464,9 @@ impl EmbeddedBroker {
             reason: reason.to_owned(),
             at: self.inner.clock.now(),
         };
-        let mut writes = Batch::default();
-        writes.remove(&m_key);
-        writes.insert(key(b'd', mailbox, &seq_bytes), encode(&dead)?);
-        tree.apply(writes)?;
+        // Dead first: a seq under both is settled as dead at open.
+        tree.insert(key(b'd', mailbox, &seq_bytes), encode(&dead)?)?;
+        tree.remove(&m_key)?;
         let mb = state.entry(mailbox.to_owned()).or_default();
         mb.stored = mb.stored.saturating_sub(1);
         mb.dead += 1;
@@ -418,7 +480,6 @@ impl EmbeddedBroker {
         validate(mailbox)?;
         let tree = &self.inner.tree;
         let mut state = self.state();
-        let mut writes = Batch::default();
         let mut n = 0;
         for entry in tree.scan_prefix(&prefix(b'd', mailbox)) {
             let (k, v) = entry?;
@@ -428,12 +489,12 @@ impl EmbeddedBroker {
                 deliveries: dead.deliveries,
                 message: dead.message,
             };
-            writes.remove(&k);
-            // Back in its original place in the FIFO.
-            writes.insert(key(b'm', mailbox, seq_bytes), encode(&stored)?);
+            // Back in its original place in the FIFO; a crash before the remove leaves it dead
+            // (settled at open), and the operator redrives again.
+            tree.insert(key(b'm', mailbox, seq_bytes), encode(&stored)?)?;
+            tree.remove(&k)?;
             n += 1;
         }
-        tree.apply(writes)?;
         let mb = state.entry(mailbox.to_owned()).or_default();
         mb.dead = mb.dead.saturating_sub(n);
         mb.stored += n;
@@ -509,11 +570,11 @@ impl Broker for EmbeddedBroker {
         for p in &batch {
             validate(&p.mailbox)?;
         }
-        let wake = self.publish_sync(&batch)?;
+        let hidden = self.publish_sync(&batch)?;
+        // After a failed flush they stay hidden: the store refuses every later flush until the
+        // relay restarts, and then reads what it finds on disk.
         self.inner.store.flush().await?;
-        for n in wake {
-            n.notify_waiters();
-        }
+        self.reveal(hidden);
         Ok(())
     }
 
@@ -605,5 +666,162 @@ impl Broker for EmbeddedBroker {
     /// In the relay's own process and store: reachable whenever the relay is.
     async fn ping(&self) -> Result<(), BrokerError> {
         Ok(())
+    }
+}
+
+/// When a published message is first offered, and what a crash can leave between the single
+/// writes of one call: each crash test writes exactly the first writes of a call (a prefix, as
+/// sled recovers them), reopens, and checks that the mailbox reads correctly and that the call
+/// can be made again.
+#[cfg(test)]
+mod durability {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::contract::message;
+
+    const MB: &str = "000.00.00.H41";
+
+    fn open(dir: &std::path::Path) -> EmbeddedBroker {
+        EmbeddedBroker::open(Store::open(dir).unwrap(), EmbeddedConfig::default()).unwrap()
+    }
+
+    fn publish(id: &str) -> Vec<Publish> {
+        vec![Publish {
+            mailbox: MB.into(),
+            message: message(id, SystemTime::now()),
+        }]
+    }
+
+    fn counts(b: &EmbeddedBroker) -> (u64, u64) {
+        let stats = b.stats_sync().unwrap();
+        stats
+            .iter()
+            .find(|s| s.mailbox == MB)
+            .map_or((0, 0), |s| (s.ready + s.in_flight, s.dead_lettered))
+    }
+
+    #[tokio::test]
+    async fn a_message_is_offered_only_once_the_flush_that_covers_it_is_done() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = open(tmp.path());
+        // What `publish` does before its flush: written, counted, not offered.
+        let hidden = b.publish_sync(&publish("p1")).unwrap();
+        assert_eq!(counts(&b), (1, 0));
+        let (got, _) = b.take_ready(MB, 10).unwrap();
+        assert!(got.is_empty(), "offered before its flush");
+        b.inner.store.flush().await.unwrap();
+        b.reveal(hidden);
+        let (got, _) = b.take_ready(MB, 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(b.flushes(&b.inner.store));
+        assert!(!b.flushes(&Store::open(tmp.path().join("other")).unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_publish_cut_after_its_index_is_not_queued_and_publishes_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let b = open(tmp.path());
+            // The first write of publish only: the index, pointing at no message.
+            b.inner
+                .tree
+                .insert(key(b'i', MB, b"p1"), 7u64.to_be_bytes())
+                .unwrap();
+            b.inner.store.flush().await.unwrap();
+        }
+        let b = open(tmp.path());
+        assert_eq!(counts(&b), (0, 0));
+        assert!(b.fetch(MB, 10, Duration::ZERO).await.unwrap().is_empty());
+        // The relay publishes it again (resubmission, or the duplicate path): it is queued now.
+        b.publish(publish("p1")).await.unwrap();
+        let got = b.fetch(MB, 10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].message.id, "p1");
+        assert_eq!(b.ack(MB, "p1").await.unwrap(), AckOutcome::Acked);
+        assert_eq!(counts(&b), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_ack_cut_after_its_tombstone_offers_the_message_again_and_the_next_ack_ends_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let b = open(tmp.path());
+            b.publish(publish("p1")).await.unwrap();
+            // The first write of ack only: the tombstone; the message and its index stay.
+            b.inner
+                .tree
+                .insert(key(b'a', MB, b"p1"), encode(&SystemTime::now()).unwrap())
+                .unwrap();
+            b.inner.store.flush().await.unwrap();
+        }
+        let b = open(tmp.path());
+        assert_eq!(counts(&b), (1, 0));
+        // The ack never answered, so the recipient may not have it: offered again.
+        let got = b.fetch(MB, 10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(b.ack(MB, "p1").await.unwrap(), AckOutcome::Acked);
+        assert_eq!(counts(&b), (0, 0));
+        assert_eq!(b.ack(MB, "p1").await.unwrap(), AckOutcome::AlreadyAcked);
+        b.publish(publish("p1")).await.unwrap();
+        assert!(b.fetch(MB, 10, Duration::ZERO).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_ack_cut_after_the_message_went_finishes_on_the_next_ack() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let b = open(tmp.path());
+            b.publish(publish("p1")).await.unwrap();
+            let seq = b.inner.tree.get(key(b'i', MB, b"p1")).unwrap().unwrap();
+            // Tombstone written and the message removed; the index is still there.
+            b.inner
+                .tree
+                .insert(key(b'a', MB, b"p1"), encode(&SystemTime::now()).unwrap())
+                .unwrap();
+            b.inner.tree.remove(key(b'm', MB, &seq)).unwrap();
+            b.inner.store.flush().await.unwrap();
+        }
+        let b = open(tmp.path());
+        assert_eq!(counts(&b), (0, 0));
+        assert!(b.fetch(MB, 10, Duration::ZERO).await.unwrap().is_empty());
+        assert_eq!(b.ack(MB, "p1").await.unwrap(), AckOutcome::Acked);
+        assert!(b.inner.tree.get(key(b'i', MB, b"p1")).unwrap().is_none());
+        b.publish(publish("p1")).await.unwrap();
+        assert!(b.fetch(MB, 10, Duration::ZERO).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_or_redrive_cut_between_its_writes_leaves_the_message_dead_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let b = open(tmp.path());
+            b.publish(publish("p1")).await.unwrap();
+            let seq = b.inner.tree.get(key(b'i', MB, b"p1")).unwrap().unwrap();
+            // Dead-letter's first write (or redrive's: the message back under `m` while the
+            // dead letter is still there): the same seq under both.
+            let dead = Dead {
+                deliveries: 3,
+                message: message("p1", SystemTime::now()),
+                reason: "poison".into(),
+                at: SystemTime::now(),
+            };
+            b.inner
+                .tree
+                .insert(key(b'd', MB, &seq), encode(&dead).unwrap())
+                .unwrap();
+            b.inner.store.flush().await.unwrap();
+        }
+        let b = open(tmp.path());
+        assert_eq!(counts(&b), (0, 1), "dead once, not also queued");
+        assert!(b.fetch(MB, 10, Duration::ZERO).await.unwrap().is_empty());
+        let dead = b.dead_letters(MB).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].reason, "poison");
+        assert_eq!(b.redrive(MB).await.unwrap(), 1);
+        assert_eq!(counts(&b), (1, 0));
+        assert_eq!(b.fetch(MB, 10, Duration::ZERO).await.unwrap().len(), 1);
+        assert_eq!(b.ack(MB, "p1").await.unwrap(), AckOutcome::Acked);
+        assert_eq!(counts(&b), (0, 0));
     }
 }

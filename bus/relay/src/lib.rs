@@ -10,10 +10,12 @@
 //! and the broker backend is whatever [`broker::AnyBroker`] was opened with.
 //!
 //! Durability: [`Relay::submit`] returns only after the sealed package, its events, its tracking
-//! rows and its messages are durable. The records are flushed *before* the messages are
-//! published, so no recipient can fetch (and answer) a package a crash could make the relay
-//! forget; a crash between the two is repaired by the sender's retry (the dedup path republishes
-//! to every recipient not yet delivered). An ack is durable before it returns. After a crash the
+//! rows and its messages are durable. The records are durable *before* any recipient can fetch
+//! the messages, so no recipient can fetch (and answer) a package a crash could make the relay
+//! forget: with RabbitMQ the store is flushed before publishing; the embedded broker writes the
+//! messages into the same store and offers them only once its one flush (covering the records
+//! too) is done. A crash between record and publish is repaired by the sender's retry (the
+//! dedup path republishes to every recipient not yet delivered). An ack is durable before it returns. After a crash the
 //! views are brought up to the log on open.
 //!
 //! Several relay nodes on one RabbitMQ ([`Relay::open_clustered`]) share their events and the

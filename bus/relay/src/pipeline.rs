@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
-use broker::{Broker, Message, MessageKind, Publish};
+use broker::{AnyBroker, Broker, Message, MessageKind, Publish};
 use directory::UnitState;
 use dsig::Role as SigRole;
 use edxml::{Package, Severity};
@@ -148,20 +148,12 @@ impl Relay {
                     .filter(|r| !r.delivered)
                     .map(|r| r.unit)
                     .collect();
-                self.inner.store.flush().await?;
-                // The first time may have crashed before the shared log had it.
-                self.share_accepted(&header).await?;
-                self.enqueue(&header, &pending).await?;
+                // The first time may have crashed before the shared log or a mailbox had it.
+                self.durably_enqueue(&header, &pending).await?;
                 Ok(self.inner.tracking.answer(&header))
             }
             (Decision::New(a), Some(header)) => {
-                // Durable first, visible second: a recipient must never fetch (and answer with a
-                // status) a package the relay could forget in a crash. The publish is itself
-                // durable before it returns.
-                self.inner.store.flush().await?;
-                // Other nodes must have the package before any mailbox does (no-op alone).
-                self.share_accepted(&header).await?;
-                self.enqueue(&header, &a.recipients).await?;
+                self.durably_enqueue(&header, &a.recipients).await?;
                 Ok(Accepted {
                     id: header.id.clone(),
                     document_id: header.document_id.clone(),
@@ -184,6 +176,22 @@ impl Relay {
                 "Internal relay error. Send it again.",
             )),
         }
+    }
+
+    /// Makes the recorded package durable, then queues it for `units`. Durable first, visible
+    /// second: a recipient must never fetch (and answer with a status) a package the relay could
+    /// forget in a crash. The embedded broker's publish flushes the relay's own store before it
+    /// offers anything, so there that one flush does both; otherwise the store is flushed first
+    /// and the broker's publish is durable on its side before it returns.
+    async fn durably_enqueue(&self, header: &Header, units: &[String]) -> Result<(), RelayError> {
+        let publish_flushes = !units.is_empty()
+            && matches!(&self.inner.broker, AnyBroker::Embedded(b) if b.flushes(&self.inner.store));
+        if !publish_flushes {
+            self.inner.store.flush().await?;
+        }
+        // Other nodes must have the package before any mailbox does (no-op alone).
+        self.share_accepted(header).await?;
+        self.enqueue(header, units).await
     }
 
     async fn enqueue(&self, header: &Header, units: &[String]) -> Result<(), RelayError> {

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker::MessageKind;
 use serde::{Deserialize, Serialize};
-use store::{Batch, Digest, EventLog, KvTree, Seq, Store, StoreError};
+use store::{Digest, EventLog, KvTree, Seq, Store, StoreError};
 
 use crate::{Accepted, RelayError, rfc3339};
 
@@ -404,10 +404,15 @@ impl Views {
                     status_code: None,
                     description: None,
                 };
-                let mut rows = Batch::default();
-                let mut recv = Batch::default();
-                let mut got = Batch::default();
+                // One write at a time (see `store::KvTree` on batches), each recipient's row
+                // last: a replay after a crash skips the rows already there and rewrites their
+                // index entries, which are the same again.
                 for unit in recipients {
+                    self.recv.insert(time_key(unit, *at_ms, id), b"")?;
+                    if *kind == MessageKind::Package {
+                        self.got
+                            .insert(key3(unit, from, document_id), id.as_bytes())?;
+                    }
                     let key = key2(id, unit);
                     if self.rcp.contains_key(&key)? {
                         continue;
@@ -421,15 +426,8 @@ impl Views {
                             delivered: false,
                         },
                     };
-                    rows.insert(key, json(&row)?);
-                    recv.insert(time_key(unit, *at_ms, id), b"");
-                    if *kind == MessageKind::Package {
-                        got.insert(key3(unit, from, document_id), id.as_bytes());
-                    }
+                    self.rcp.insert(key, json(&row)?)?;
                 }
-                self.rcp.apply(rows)?;
-                self.recv.apply(recv)?;
-                self.got.apply(got)?;
                 // A status package also moves the rows of the package it is about.
                 if let (Some(about), Some(code)) = (about, status_code) {
                     let step = TrackEvent {
@@ -758,5 +756,96 @@ impl crate::Relay {
             self.inner.tracking.record(event)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod replay {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn accepted(id: &str, recipients: &[&str]) -> Event {
+        Event::Accepted {
+            id: id.into(),
+            at_ms: 1_700_000_000_000,
+            kind: MessageKind::Package,
+            from: "000.00.00.G22".into(),
+            doc_key: format!("doc-{id}"),
+            document_id: format!("doc-{id}"),
+            code: None,
+            subject: "Công văn".into(),
+            digest: Digest::of(id.as_bytes()),
+            size: 10,
+            submitted: Digest::of(id.as_bytes()),
+            recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+            about: None,
+            status_code: None,
+            description: None,
+        }
+    }
+
+    fn received_ids(views: &Views, unit: &str) -> Vec<String> {
+        let query = PackageQuery {
+            role: Role::Received,
+            limit: 10,
+            ..PackageQuery::default()
+        };
+        views
+            .list(unit, &query)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// The fold writes one key at a time, so a crash can leave any part of it behind the logged
+    /// event. Whatever part it is (here: every recipient's row, but neither index entry nor the
+    /// header), `catch_up` completes the fold: both recipients list the package as received and
+    /// find it by sender and DocumentId, and their rows are not reset.
+    #[test]
+    fn a_fold_cut_short_is_completed_by_the_replay_whatever_part_was_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let views = Views::open(&store).unwrap();
+        let (a, b) = ("000.00.00.H41", "000.00.00.H42");
+        let event = accepted("p1", &[a, b]);
+        views.record(&event).unwrap();
+        assert_eq!(received_ids(&views, a), ["p1"]);
+        // Back to the state a crash could leave: the event logged, rows written, nothing else.
+        views
+            .record(&Event::Delivered {
+                id: "p1".into(),
+                unit: a.into(),
+                at_ms: 1_700_000_000_500,
+            })
+            .unwrap();
+        let row_a = views.row("p1", a).unwrap().unwrap();
+        for unit in [a, b] {
+            views
+                .recv
+                .remove(time_key(unit, 1_700_000_000_000, "p1"))
+                .unwrap();
+            views
+                .got
+                .remove(key3(unit, "000.00.00.G22", "doc-p1"))
+                .unwrap();
+        }
+        views.pkg.remove(b"p1").unwrap();
+        views.meta.insert(APPLIED, 0u64.to_be_bytes()).unwrap();
+        assert!(received_ids(&views, a).is_empty());
+
+        assert_eq!(views.catch_up().unwrap(), 2);
+        for unit in [a, b] {
+            assert_eq!(received_ids(&views, unit), ["p1"], "{unit} lists it again");
+            let got = views.received(unit, "000.00.00.G22", "doc-p1").unwrap();
+            assert_eq!(got.map(|h| h.id).as_deref(), Some("p1"));
+        }
+        assert_eq!(
+            views.row("p1", a).unwrap().unwrap(),
+            row_a,
+            "delivered row kept"
+        );
+        assert!(views.header("p1").unwrap().is_some());
     }
 }

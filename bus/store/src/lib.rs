@@ -162,6 +162,11 @@ impl Store {
         self.inner.flusher.flush().await
     }
 
+    /// Whether `other` is a handle on this same open store (so one flush covers both).
+    pub fn is(&self, other: &Store) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// How many fsync rounds the group commit has run since open (for benchmarks and metrics).
     pub fn fsync_count(&self) -> u64 {
         self.inner.flusher.fsyncs()
