@@ -142,6 +142,10 @@ struct Inner {
     readings: Arc<readings::Readings>,
     /// Membership of a group of relay nodes sharing one RabbitMQ (`None`: this relay alone).
     cluster: Option<cluster::Cluster>,
+    /// One permit per core: how many submissions run their checks, seal and records at once.
+    /// More would only take turns on the cores (64 in flight made as many threads preempt each
+    /// other mid-signature), while waiting here costs nothing.
+    checks: tokio::sync::Semaphore,
 }
 
 impl Relay {
@@ -176,6 +180,9 @@ impl Relay {
                 rates: ops::RateRing::default(),
                 readings: Arc::default(),
                 cluster,
+                checks: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                ),
             }),
         })
     }

@@ -77,7 +77,9 @@ impl Relay {
         // With other relay nodes: see everything they accepted before this call (dedup, and what
         // a status may be about). Nothing to wait for alone.
         self.sync().await?;
-        // CPU work (parse, verify, seal, hash) off the async threads.
+        // CPU work (parse, verify, seal, hash) off the async threads, a core's worth at a time.
+        // (Never closed, so never an error.)
+        let turn = self.inner.checks.acquire().await.ok();
         let this = self.clone();
         let unit_owned = unit.to_owned();
         let body_owned = body.to_vec();
@@ -137,6 +139,8 @@ impl Relay {
                 format!("Internal relay error while checking the package ({e}). Send it again."),
             )
         })??;
+        // Waiting for the flush takes no core: the next submission's checks go ahead.
+        drop(turn);
         match checked {
             (Decision::Duplicate(header), _) => {
                 // Requeue only the recipients not yet delivered; the broker ignores ids it holds.
