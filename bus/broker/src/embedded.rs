@@ -571,11 +571,22 @@ impl Broker for EmbeddedBroker {
             validate(&p.mailbox)?;
         }
         let hidden = self.publish_sync(&batch)?;
-        // After a failed flush they stay hidden: the store refuses every later flush until the
-        // relay restarts, and then reads what it finds on disk.
-        self.inner.store.flush().await?;
-        self.reveal(hidden);
-        Ok(())
+        // Flush and reveal in a task of their own: a caller that gives up half-way (the HTTP
+        // client of a submission hung up) must not leave its messages hidden for good. After a
+        // failed flush they stay hidden: the store refuses every later flush until the relay
+        // restarts, and then reads what it finds on disk.
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.inner.store.flush().await?;
+            this.reveal(hidden);
+            Ok(())
+        })
+        .await
+        .map_err(|e| {
+            BrokerError::Store(StoreError::FlushFailed {
+                detail: format!("flush task: {e}"),
+            })
+        })?
     }
 
     async fn fetch(
@@ -716,6 +727,21 @@ mod durability {
         assert_eq!(got.len(), 1);
         assert!(b.flushes(&b.inner.store));
         assert!(!b.flushes(&Store::open(tmp.path().join("other")).unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_publish_whose_caller_gives_up_during_the_flush_is_offered_all_the_same() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = open(tmp.path());
+        // Polled once (written and hidden, flush asked for), then dropped, as when the
+        // submitting client disconnects while the relay waits for the flush.
+        let gave_up = tokio::time::timeout(Duration::ZERO, b.publish(publish("p1"))).await;
+        assert!(
+            gave_up.is_err(),
+            "the publish should still have been waiting"
+        );
+        let got = b.fetch(MB, 10, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(got.len(), 1, "hidden for good after its caller went away");
     }
 
     #[tokio::test]
