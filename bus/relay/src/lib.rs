@@ -15,8 +15,8 @@
 //! forget: with RabbitMQ the store is flushed before publishing; the embedded broker writes the
 //! messages into the same store and offers them only once its one flush (covering the records
 //! too) is done. A crash between record and publish is repaired by the sender's retry (the
-//! dedup path republishes to every recipient not yet delivered). An ack is durable before it returns. After a crash the
-//! views are brought up to the log on open.
+//! dedup path republishes to every recipient not yet delivered). An ack is durable before it
+//! returns. After a crash the views are brought up to the log on open.
 //!
 //! Several relay nodes on one RabbitMQ ([`Relay::open_clustered`]) share their events and the
 //! sealed bodies through a RabbitMQ stream, so any node serves any unit; see the `cluster` module
