@@ -182,7 +182,9 @@ impl EmbeddedBroker {
     /// ready again (leases are not durable).
     pub fn open(store: Store, config: EmbeddedConfig) -> Result<EmbeddedBroker, BrokerError> {
         let tree = store.tree("mailboxes")?;
-        // A dead-letter or redrive cut short leaves a seq under both `m` and `d`: it stays dead.
+        let mut state: HashMap<String, Mailbox> = HashMap::new();
+        // Dead letters first: a dead-letter or redrive cut short leaves a seq under both `m` and
+        // `d`, and it stays dead, so its `m` goes before the messages are counted.
         for entry in tree.scan_prefix(b"d") {
             let (k, _) = entry?;
             let (mailbox, seq) = split_key(&k).ok_or_else(|| corrupt("key", "no mailbox"))?;
@@ -190,19 +192,12 @@ impl EmbeddedBroker {
             if tree.contains_key(&m_key)? {
                 tree.remove(&m_key)?;
             }
+            state.entry(mailbox.to_owned()).or_default().dead += 1;
         }
-        let mut state: HashMap<String, Mailbox> = HashMap::new();
-        for (space, field) in [(b'm', 0), (b'd', 1)] {
-            for entry in tree.scan_prefix(&[space]) {
-                let (k, _) = entry?;
-                let (mailbox, _) = split_key(&k).ok_or_else(|| corrupt("key", "no mailbox"))?;
-                let mb = state.entry(mailbox.to_owned()).or_default();
-                if field == 0 {
-                    mb.stored += 1;
-                } else {
-                    mb.dead += 1;
-                }
-            }
+        for entry in tree.scan_prefix(b"m") {
+            let (k, _) = entry?;
+            let (mailbox, _) = split_key(&k).ok_or_else(|| corrupt("key", "no mailbox"))?;
+            state.entry(mailbox.to_owned()).or_default().stored += 1;
         }
         Ok(EmbeddedBroker {
             inner: Arc::new(Inner {
@@ -704,6 +699,17 @@ mod durability {
         }]
     }
 
+    /// Ack's first write alone.
+    fn tombstone(b: &EmbeddedBroker, id: &str) {
+        b.inner
+            .tree
+            .insert(
+                key(b'a', MB, id.as_bytes()),
+                encode(&SystemTime::now()).unwrap(),
+            )
+            .unwrap();
+    }
+
     fn counts(b: &EmbeddedBroker) -> (u64, u64) {
         let stats = b.stats_sync().unwrap();
         stats
@@ -778,10 +784,7 @@ mod durability {
             let b = open(tmp.path());
             b.publish(publish("p1")).await.unwrap();
             // The first write of ack only: the tombstone; the message and its index stay.
-            b.inner
-                .tree
-                .insert(key(b'a', MB, b"p1"), encode(&SystemTime::now()).unwrap())
-                .unwrap();
+            tombstone(&b, "p1");
             b.inner.store.flush().await.unwrap();
         }
         let b = open(tmp.path());
@@ -804,10 +807,7 @@ mod durability {
             b.publish(publish("p1")).await.unwrap();
             let seq = b.inner.tree.get(key(b'i', MB, b"p1")).unwrap().unwrap();
             // Tombstone written and the message removed; the index is still there.
-            b.inner
-                .tree
-                .insert(key(b'a', MB, b"p1"), encode(&SystemTime::now()).unwrap())
-                .unwrap();
+            tombstone(&b, "p1");
             b.inner.tree.remove(key(b'm', MB, &seq)).unwrap();
             b.inner.store.flush().await.unwrap();
         }

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use broker::{AnyBroker, EmbeddedBroker, EmbeddedConfig, SystemClock};
 use directory::Directory;
-use relay::Overview;
+use relay::{OpsMessage, Overview};
 use store::Store;
 
 use crate::config::{self, BrokerKind, Config};
@@ -374,6 +374,12 @@ fn rpad(s: &str, width: usize) -> String {
     format!("{}{s}", " ".repeat(width.saturating_sub(n)))
 }
 
+/// " why [code]" in the user's language, or nothing.
+fn reason(e: Option<&OpsMessage>, lang: Lang) -> String {
+    e.map(|e| format!(" {} [{}]", lang.pick(&e.vi, &e.en), e.code))
+        .unwrap_or_default()
+}
+
 /// The table as printed.
 pub fn render(o: &Overview, lang: Lang) -> String {
     use std::fmt::Write as _;
@@ -390,23 +396,15 @@ pub fn render(o: &Overview, lang: Lang) -> String {
         o.generated_at
     );
     if !o.broker_up {
-        let why = o
-            .broker_error
-            .as_ref()
-            .map(|e| format!("{} [{}]", lang.pick(&e.vi, &e.en), e.code))
-            .unwrap_or_default();
+        let why = reason(o.broker_error.as_ref(), lang);
         let _ = writeln!(
             out,
-            "!! {} {why}",
+            "!! {}{why}",
             lang.pick("HÀNG ĐỢI KHÔNG TRẢ LỜI:", "BROKER DOWN:")
         );
     }
     if !o.stats_fresh {
-        let why = o
-            .stats_error
-            .as_ref()
-            .map(|e| format!(" {} [{}]", lang.pick(&e.vi, &e.en), e.code))
-            .unwrap_or_default();
+        let why = reason(o.stats_error.as_ref(), lang);
         let when = match (&o.stats_at, o.stats_age_s) {
             (Some(at), Some(a)) => format!(
                 "{} {at} ({} {})",

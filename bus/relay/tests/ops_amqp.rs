@@ -168,6 +168,42 @@ impl Drop for Cleanup {
     }
 }
 
+/// A relay on RabbitMQ through `config`, for the units `units` (code, name) of `pki`, with the
+/// broker it runs on and the guard that deletes their queues at the end, reaching RabbitMQ at
+/// `cleanup_url` (the real address, when the test sends `config` through a cable it cuts).
+async fn relay_on_amqp(
+    store: Store,
+    config: AmqpConfig,
+    cleanup_url: &str,
+    units: &[(&str, &str)],
+    pki: &dsig::pki::DevPki,
+    clock: Arc<ManualClock>,
+) -> (Relay, AmqpBroker, Cleanup) {
+    let cleanup = Cleanup {
+        store: store.clone(),
+        config: AmqpConfig {
+            url: cleanup_url.to_owned(),
+            ..config.clone()
+        },
+        mailboxes: units.iter().map(|(code, _)| (*code).to_owned()).collect(),
+    };
+    let amqp = AmqpBroker::open(store.clone(), config)
+        .await
+        .expect("RabbitMQ must run on 127.0.0.1:5672 (bash ops/test.sh starts it)");
+    let directory = Directory::open(&store).unwrap();
+    for (code, name) in units {
+        directory.upsert(unit(code, name, &[])).unwrap();
+    }
+    let relay = Relay::open(
+        store,
+        AnyBroker::Amqp(amqp.clone()),
+        directory,
+        relay_config(pki, None, clock),
+    )
+    .unwrap();
+    (relay, amqp, cleanup)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_rabbitmq_the_overview_orders_dead_letters_redrives_and_reports_the_broker_down() {
     let (url, host_port) = amqp_addr();
@@ -187,30 +223,19 @@ async fn over_rabbitmq_the_overview_orders_dead_letters_redrives_and_reports_the
         reconnect_for: Duration::from_secs(1),
         ..AmqpConfig::new(cabled_url)
     };
-    let _cleanup = Cleanup {
-        store: store.clone(),
-        config: AmqpConfig {
-            url: url.clone(),
-            ..config.clone()
-        },
-        mailboxes: vec![A.into(), B.into(), C.into()],
-    };
-    let amqp = AmqpBroker::open(store.clone(), config)
-        .await
-        .expect("RabbitMQ must run on 127.0.0.1:5672 (bash ops/test.sh starts it)");
-    let directory = Directory::open(&store).unwrap();
-    directory.upsert(unit(A, "Bộ Nội vụ", &[])).unwrap();
-    directory.upsert(unit(B, "UBND tỉnh Hà Nam", &[])).unwrap();
-    directory
-        .upsert(unit(C, "UBND tỉnh Nam Định", &[]))
-        .unwrap();
-    let relay = Relay::open(
+    let (relay, _amqp, _cleanup) = relay_on_amqp(
         store,
-        AnyBroker::Amqp(amqp),
-        directory,
-        relay_config(&pki, None, clock.clone()),
+        config,
+        &url,
+        &[
+            (A, "Bộ Nội vụ"),
+            (B, "UBND tỉnh Hà Nam"),
+            (C, "UBND tỉnh Nam Định"),
+        ],
+        &pki,
+        clock.clone(),
     )
-    .unwrap();
+    .await;
     let key = unit_key(&pki, A);
     let send = |to: &'static str, doc: &'static str| {
         let signed = dsig::sign(&document(A, &[to], doc, doc), &key, dsig::Role::Sender).unwrap();
@@ -305,24 +330,15 @@ async fn a_broker_slow_to_count_its_queues_is_up_and_its_figures_come_with_their
         management_url: Some(format!("http://{}/", management.addr)),
         ..AmqpConfig::new(url.clone())
     };
-    let _cleanup = Cleanup {
-        store: store.clone(),
-        config: config.clone(),
-        mailboxes: vec![A.into(), B.into()],
-    };
-    let amqp = AmqpBroker::open(store.clone(), config)
-        .await
-        .expect("RabbitMQ must run on 127.0.0.1:5672 (bash ops/test.sh starts it)");
-    let directory = Directory::open(&store).unwrap();
-    directory.upsert(unit(A, "Bộ Nội vụ", &[])).unwrap();
-    directory.upsert(unit(B, "UBND tỉnh Hà Nam", &[])).unwrap();
-    let relay = Relay::open(
+    let (relay, amqp, _cleanup) = relay_on_amqp(
         store,
-        AnyBroker::Amqp(amqp.clone()),
-        directory,
-        relay_config(&pki, None, clock.clone()),
+        config,
+        &url,
+        &[(A, "Bộ Nội vụ"), (B, "UBND tỉnh Hà Nam")],
+        &pki,
+        clock.clone(),
     )
-    .unwrap();
+    .await;
     let key = unit_key(&pki, A);
     let signed = dsig::sign(
         &document(A, &[B], "doc-1", "doc-1"),
