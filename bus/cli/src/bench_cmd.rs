@@ -68,6 +68,9 @@ pub struct BenchArgs {
     /// RabbitMQ cho --broker amqp/both (hàng đợi dưới tiền tố truc-bench., xóa trước và sau). / RabbitMQ for --broker amqp/both (queues under the prefix truc-bench., deleted before and after).
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     amqp_url: String,
+    /// Với --broker amqp/both: nhật ký chung giữa các nút trục ([broker.amqp] shared_log; mặc định true như trong cấu hình; false: một nút duy nhất). / With --broker amqp/both: the shared log between relay nodes ([broker.amqp] shared_log; default true, as in the config; false: one node only).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    shared_log: bool,
     /// Thư mục làm việc (mặc định: thư mục tạm, xóa khi xong). / Work directory (default: a temp dir, removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -102,6 +105,8 @@ struct Report {
     scale: Option<Scale>,
     relay_start_ms: u64,
     relay_peak_rss_mb: f64,
+    /// amqp: whether the relay ran with the shared log (`[broker.amqp] shared_log`).
+    shared_log: Option<bool>,
     /// amqp: from the relay's start until it reported every unit's mailbox declared.
     mailboxes_declared_ms: Option<u64>,
     /// amqp: RabbitMQ's memory (`rabbitmqctl status`) before the relay started, once every
@@ -438,9 +443,10 @@ async fn run_on(
         // Leftovers of an earlier run that stopped half-way go first.
         delete_amqp(&args.amqp_url, &all_codes).await?;
         report.rabbitmq_mb_before = rabbitmq_memory_mb();
+        report.shared_log = Some(args.shared_log);
         format!(
-            "[broker]\nkind = \"amqp\"\nurl = {:?}\n[broker.amqp]\nprefix = \"{AMQP_PREFIX}\"\n",
-            args.amqp_url
+            "[broker]\nkind = \"amqp\"\nurl = {:?}\n[broker.amqp]\nprefix = \"{AMQP_PREFIX}\"\nshared_log = {}\n",
+            args.amqp_url, args.shared_log
         )
     } else {
         String::new()
@@ -923,7 +929,14 @@ fn print(report: &Report, json: bool, lang: Lang) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
-    println!("== broker: {} ==", report.broker);
+    match report.shared_log {
+        Some(on) => println!(
+            "== broker: {} ({}: {on}) ==",
+            report.broker,
+            lang.pick("nhật ký chung", "shared log")
+        ),
+        None => println!("== broker: {} ==", report.broker),
+    }
     println!(
         "{}: {:.0}/s",
         lang.pick(
