@@ -341,6 +341,12 @@ fn persistent(message_id: &str, at: SystemTime) -> BasicProperties {
 }
 
 impl AmqpBroker {
+    /// Whether `store` is the store this broker keeps its ack ledger in (and flushes before an
+    /// ack returns, in every successful outcome).
+    pub fn flushes(&self, store: &Store) -> bool {
+        self.inner.store.is(store)
+    }
+
     /// Connects (retrying for [`AmqpConfig::reconnect_for`]), declares the fixed topology, and
     /// keeps the ack ledger in `store`.
     pub async fn open(store: Store, config: AmqpConfig) -> Result<AmqpBroker, BrokerError> {

@@ -181,6 +181,19 @@ pub enum AnyBroker {
     Amqp(AmqpBroker),
 }
 
+impl AnyBroker {
+    /// Whether a successful [`Broker::ack`] also makes durable every write made before it to
+    /// `store`: both backends keep their ack state (the embedded queues, the RabbitMQ ack ledger)
+    /// in the store they were opened with and flush it before an ack returns, so when that is
+    /// the caller's store, the caller needs no flush of its own after the ack.
+    pub fn ack_flushes(&self, store: &store::Store) -> bool {
+        match self {
+            AnyBroker::Embedded(b) => b.flushes(store),
+            AnyBroker::Amqp(b) => b.flushes(store),
+        }
+    }
+}
+
 impl Broker for AnyBroker {
     async fn publish(&self, batch: Vec<Publish>) -> Result<(), BrokerError> {
         match self {

@@ -167,18 +167,30 @@ impl Relay {
                     )
                 })??;
         }
+        // Both brokers flush this store before a successful ack returns, and that flush covers
+        // the Delivered event too; a flush of its own here cost every ack one or two more
+        // rounds of the group commit.
+        let broker_flushes = self.inner.broker.ack_flushes(&self.inner.store);
         let outcome = match &self.inner.cluster {
             None if self.leases_die_with_the_process() => {
                 // The lease may have died with an earlier process (SIGKILL, crash) while the
                 // recipient kept the package: the Delivered event above is the ack, and the
-                // copy RabbitMQ offers again is dropped by `inbox` (amqp_faults.rs).
-                self.inner.store.flush().await?;
+                // copy RabbitMQ offers again is dropped by `inbox` (amqp_faults.rs). The broker
+                // writes nothing then, so the event is made durable here.
+                if !broker_flushes {
+                    // Durable before RabbitMQ forgets the message.
+                    self.inner.store.flush().await?;
+                }
                 match self.inner.broker.ack(unit, id).await {
                     Ok(outcome) => outcome,
-                    Err(broker::BrokerError::UnknownDelivery { .. }) if already => {
-                        AckOutcome::AlreadyAcked
+                    Err(broker::BrokerError::UnknownDelivery { .. }) => {
+                        self.inner.store.flush().await?;
+                        if already {
+                            AckOutcome::AlreadyAcked
+                        } else {
+                            AckOutcome::Acked
+                        }
                     }
-                    Err(broker::BrokerError::UnknownDelivery { .. }) => AckOutcome::Acked,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -199,7 +211,9 @@ impl Relay {
                 }
             }
         };
-        self.inner.store.flush().await?;
+        if !broker_flushes {
+            self.inner.store.flush().await?;
+        }
         if outcome == AckOutcome::Acked {
             self.inner
                 .counters
