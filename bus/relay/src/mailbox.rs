@@ -130,16 +130,18 @@ impl Relay {
     /// `unit` has the package `id` safely; it leaves the mailbox and tracking says delivered.
     /// Idempotent.
     pub async fn ack(&self, unit: &str, id: &str) -> Result<(), RelayError> {
-        if self.inner.cluster.is_some() && self.inner.tracking.row(id, unit)?.is_none() {
+        let mut row = self.inner.tracking.row(id, unit)?;
+        if self.inner.cluster.is_some() && row.is_none() {
             self.sync().await?;
+            row = self.inner.tracking.row(id, unit)?;
         }
-        if self.inner.tracking.row(id, unit)?.is_none() {
+        let Some(row) = row else {
             return Err(RelayError::not_found(
                 "gói tin trong hộp thư",
                 "package in your inbox",
                 id,
             ));
-        }
+        };
         // The event first: if the relay dies between the two, the package is offered again and
         // the second ack finds the row already delivered, so tracking never misses a delivery.
         let event = Event::Delivered {
@@ -149,11 +151,7 @@ impl Relay {
         };
         let shared = event.clone();
         let this = self.clone();
-        let already = self
-            .inner
-            .tracking
-            .row(id, unit)?
-            .is_some_and(|r| r.delivered);
+        let already = row.delivered;
         if !already {
             tokio::task::spawn_blocking(move || this.inner.tracking.record(&event))
                 .await

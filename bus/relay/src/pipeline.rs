@@ -37,6 +37,8 @@ struct Admitted {
     about: Option<String>,
     status_code: Option<String>,
     description: Option<String>,
+    /// SHA-256 of the bytes as submitted.
+    submitted: Digest,
 }
 
 enum Decision {
@@ -90,11 +92,7 @@ impl Relay {
                 Decision::New(a) => {
                     let id = if this.inner.cluster.is_some() {
                         // The same at every node (see cluster.rs).
-                        crate::cluster::package_id(
-                            &unit_owned,
-                            &a.doc_key,
-                            &Digest::of(&body_owned),
-                        )
+                        crate::cluster::package_id(&unit_owned, &a.doc_key, &a.submitted)
                     } else {
                         uuid::Uuid::new_v4().to_string()
                     };
@@ -112,14 +110,22 @@ impl Relay {
                         subject: a.subject.clone(),
                         digest,
                         size: sealed.len() as u64,
-                        submitted: Digest::of(&body_owned),
+                        submitted: a.submitted,
                         recipients: a.recipients.clone(),
                         about: a.about.clone(),
                         status_code: a.status_code.clone(),
                         description: a.description.clone(),
                     };
                     this.inner.tracking.record(&event)?;
-                    let header = this.inner.tracking.header(&id)?.ok_or_else(|| {
+                    // With other nodes the same package may have been folded from another
+                    // node's event first: its header is the one that counts. Alone, the header is
+                    // the one just recorded.
+                    let header = if this.inner.cluster.is_some() {
+                        this.inner.tracking.header(&id)?
+                    } else {
+                        Header::of(&event)
+                    };
+                    let header = header.ok_or_else(|| {
                         RelayError::from(store::StoreError::Record {
                             what: format!("package {id}"),
                             detail: "header missing right after it was recorded".into(),
@@ -333,6 +339,7 @@ impl Relay {
                     about: None,
                     status_code: None,
                     description: None,
+                    submitted: digest,
                 }))
             }
             Package::Status(status) => {
@@ -406,6 +413,7 @@ impl Relay {
                     about: Some(about),
                     status_code: Some(code),
                     description: status.description.clone(),
+                    submitted: digest,
                 }))
             }
         }
