@@ -362,22 +362,11 @@ impl Views {
         })
     }
 
-    /// Folds the log records the views have not seen yet (after a crash between append and fold).
+    /// Folds the log records the views have not seen yet (after a crash between append and fold,
+    /// or those past a lagging `applied` mark).
     pub(crate) fn catch_up(&self) -> Result<u64, RelayError> {
         let _guard = self.fold.lock().unwrap_or_else(PoisonError::into_inner);
-        let from = self.applied()? + 1;
-        let mut n = 0;
-        let mut last = None;
-        for record in self.log.scan(from) {
-            let (seq, event) = record?;
-            self.apply(seq, &event)?;
-            last = Some(seq);
-            n += 1;
-        }
-        if let Some(seq) = last {
-            self.meta.insert(APPLIED, seq.to_be_bytes())?;
-        }
-        Ok(n)
+        self.fold_log(self.applied()? + 1)
     }
 
     /// Drops every view and folds the whole log again.
@@ -388,9 +377,15 @@ impl Views {
         ] {
             t.clear()?;
         }
+        self.fold_log(1)
+    }
+
+    /// Folds the log from `from` on and sets the `applied` mark to its last record; returns how
+    /// many were folded. The caller holds `fold`.
+    fn fold_log(&self, from: Seq) -> Result<u64, RelayError> {
         let mut n = 0;
         let mut last = None;
-        for record in self.log.scan(1) {
+        for record in self.log.scan(from) {
             let (seq, event) = record?;
             self.apply(seq, &event)?;
             last = Some(seq);
