@@ -250,7 +250,18 @@ impl Inner {
                 .await
                 .map_err(amqp("basic.publish"))?
         };
-        match confirm.await.map_err(amqp("publisher confirm"))? {
+        // Bounded for the same reason as the reader's acks (see `ack`): a confirm on a connection
+        // RabbitMQ dropped may never come, and `append` reconnects only after an error.
+        let confirmation = tokio::time::timeout(ACK_TIMEOUT, confirm)
+            .await
+            .map_err(|_| BrokerError::Amqp {
+                op: "publisher confirm",
+                detail: format!(
+                    "no confirm from RabbitMQ within {} s for a shared log record",
+                    ACK_TIMEOUT.as_secs()
+                ),
+            })?;
+        match confirmation.map_err(amqp("publisher confirm"))? {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) => Err(BrokerError::Amqp {
                 op: "basic.publish",
@@ -262,6 +273,28 @@ impl Inner {
         }
     }
 }
+
+/// Gives a stream record's credit back. Bounded: on a connection RabbitMQ dropped (`rabbitmqctl
+/// stop_app`) the ack may never complete, and a reader waiting on it forever never reconnects,
+/// leaving this node behind the log for good (every sync then fails with `cluster_lagging`; seen
+/// once in `amqp_faults`' stop_app test). A timeout is an error: the reader reconnects and goes on
+/// from the record after the last one handed over.
+async fn ack(acker: &lapin::Acker) -> Result<(), BrokerError> {
+    match tokio::time::timeout(ACK_TIMEOUT, acker.ack(BasicAckOptions::default())).await {
+        Ok(r) => r.map(drop).map_err(amqp("basic.ack")),
+        Err(_) => Err(BrokerError::Amqp {
+            op: "basic.ack",
+            detail: format!(
+                "no answer from RabbitMQ within {} s to a shared log ack",
+                ACK_TIMEOUT.as_secs()
+            ),
+        }),
+    }
+}
+
+/// How long the reader waits for one stream ack, and an append for its confirm, before giving up
+/// on the connection.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn offset_of(d: &lapin::message::Delivery) -> Option<u64> {
     let headers = d.properties.headers().as_ref()?;
@@ -360,10 +393,7 @@ async fn read_once(
             };
             // A stream consumer may start at the chunk before the asked offset.
             if next.is_some_and(|n| offset < n) {
-                d.acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(amqp("basic.ack"))?;
+                ack(&d.acker).await?;
                 continue;
             }
             let tag_acker = d.acker.clone();
@@ -379,10 +409,7 @@ async fn read_once(
             }
             *next = Some(offset + 1);
             // Stream acks only give credit back; nothing is removed.
-            tag_acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(amqp("basic.ack"))?;
+            ack(&tag_acker).await?;
         }
     }
     .await;
