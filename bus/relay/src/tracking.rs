@@ -835,15 +835,20 @@ mod replay {
             .collect()
     }
 
+    /// Views over a store of their own (kept open as long as the directory guard lives).
+    fn fresh_views() -> (tempfile::TempDir, Views) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        (tmp, Views::open(&store).unwrap())
+    }
+
     /// The fold writes one key at a time, so a crash can leave any part of it behind the logged
     /// event. Whatever part it is (here: every recipient's row, but neither index entry nor the
     /// header), `catch_up` completes the fold: both recipients list the package as received and
     /// find it by sender and DocumentId, and their rows are not reset.
     #[test]
     fn a_fold_cut_short_is_completed_by_the_replay_whatever_part_was_written() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        let views = Views::open(&store).unwrap();
+        let (_tmp, views) = fresh_views();
         let (a, b) = ("000.00.00.H41", "000.00.00.H42");
         let event = accepted("p1", &[a, b]);
         views.record(&event).unwrap();
@@ -891,9 +896,7 @@ mod replay {
     /// entry, and the mark then stands at the last event.
     #[test]
     fn folding_again_what_a_lagging_mark_left_behind_changes_nothing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
-        let views = Views::open(&store).unwrap();
+        let (_tmp, views) = fresh_views();
         let (a, b) = ("000.00.00.H41", "000.00.00.H42");
         let mut last = 0;
         for i in 0..5 {
