@@ -63,9 +63,7 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
 use store::{Batch, KvTree, Store};
 use tokio::sync::Notify;
 
@@ -97,7 +95,7 @@ impl QueueType {
 /// Settings of the RabbitMQ backend.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
-    /// `amqp://user:pass@host:5672/%2f` (add `?heartbeat=10` for faster loss detection).
+    /// `amqp://user:pass@host:5672/%2f` (`?heartbeat=N` sets the heartbeat; default [`crate::DEFAULT_HEARTBEAT_SECS`]).
     pub url: String,
     /// Prefix of every exchange and queue name (default `truc.`; tests use a unique one).
     pub prefix: String,
@@ -673,7 +671,7 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<Link, BrokerError> {
-        let connection = Connection::connect(&self.config.url, ConnectionProperties::default())
+        let connection = crate::connect::open(&self.config.url)
             .await
             .map_err(amqp("connect"))?;
         let publish = connection

@@ -21,6 +21,7 @@
 
 mod amqp;
 mod clock;
+mod connect;
 pub mod contract;
 mod embedded;
 mod error;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use amqp::{AmqpBroker, AmqpConfig, PEEK_CHANNELS, QueueType, StatsSource, Topology};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use connect::DEFAULT_HEARTBEAT_SECS;
 pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use error::{BrokerError, Fault};
 pub use shared_log::{LogRecord, SharedLog, SharedLogConfig};

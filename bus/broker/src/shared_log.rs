@@ -23,7 +23,7 @@ use lapin::options::{
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::mpsc;
 
 use crate::BrokerError;
@@ -101,7 +101,7 @@ async fn connect(
     config: &SharedLogConfig,
     passive: bool,
 ) -> Result<(Connection, Channel), BrokerError> {
-    let connection = Connection::connect(&config.url, ConnectionProperties::default())
+    let connection = crate::connect::open(&config.url)
         .await
         .map_err(amqp("connect"))?;
     let channel = connection

@@ -110,3 +110,136 @@ async fn two_writers_one_order_every_reader_sees_every_confirmed_record_once() {
         seen[0].offset, tail[0].offset
     );
 }
+
+/// A TCP relay to RabbitMQ that can go silent: [`Proxy::freeze`] stops every connection made
+/// so far from carrying anything more, either way, while keeping it open (no FIN, no reset), as a
+/// dead peer or a firewall dropping packets would; connections made afterwards work.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let gen_ = generation.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let born = gen_.load(Ordering::SeqCst);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, born, gen_.clone()));
+                tokio::spawn(pump(sr, cw, born, gen_.clone()));
+            }
+        });
+        Proxy { addr, generation }
+    }
+
+    fn freeze(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    born: u64,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if generation.load(std::sync::atomic::Ordering::SeqCst) > born {
+            // Silent from now on: hold both sockets open and carry nothing.
+            let _keep = (from, to);
+            std::future::pending::<()>().await;
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A connection that goes silent without closing (the case a reader blocked on its consumer
+/// cannot see by itself): the append gives up on its confirm and publishes again on a new
+/// connection, the reader's connection is dropped once the heartbeat (the default, the URL names
+/// none) finds RabbitMQ silent, and it reads on from the record after the last one it handed
+/// over: no gap, no repeat. With RabbitMQ's own 60-s heartbeat the reader would sit there for
+/// two minutes and the bound below fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_gone_silent_is_dropped_and_both_appender_and_reader_go_on() {
+    let prefix = unique_prefix();
+    let direct = SharedLog::open(SharedLogConfig::new(url(), prefix.clone()))
+        .await
+        .unwrap();
+    let _cleanup = Cleanup(direct.clone());
+    let upstream: std::net::SocketAddr = {
+        let u: lapin::uri::AMQPUri = url().parse().unwrap();
+        tokio::net::lookup_host((u.authority.host.as_str(), u.authority.port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let proxy = Proxy::start(upstream).await;
+    let proxied_url = {
+        let u: lapin::uri::AMQPUri = url().parse().unwrap();
+        format!(
+            "amqp://{}:{}@{}/{}",
+            u.authority.userinfo.username,
+            u.authority.userinfo.password,
+            proxy.addr,
+            urlencode_vhost(&u.vhost)
+        )
+    };
+    let via = SharedLog::open(SharedLogConfig::new(proxied_url, prefix.clone()))
+        .await
+        .unwrap();
+    let mut reader = via.read_from(None);
+    for i in 0..3 {
+        via.append(format!("before{i}").as_bytes()).await.unwrap();
+    }
+    let before = take(&mut reader, 3).await;
+
+    proxy.freeze();
+    let t0 = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), via.append(b"after0"))
+        .await
+        .expect("the append gives up on the silent connection and publishes on a new one")
+        .unwrap();
+    let append_s = t0.elapsed().as_secs_f64();
+    direct.append(b"after1").await.unwrap();
+    let mut after = Vec::new();
+    while after.len() < 2 {
+        let r = tokio::time::timeout(Duration::from_secs(60), reader.recv())
+            .await
+            .expect("the reader notices its silent connection and reads on within 60 s")
+            .expect("reader alive");
+        after.push(r);
+    }
+    let read_s = t0.elapsed().as_secs_f64();
+    let data: Vec<&[u8]> = after.iter().map(|r| r.data.as_slice()).collect();
+    assert_eq!(
+        data,
+        vec![&b"after0"[..], &b"after1"[..]],
+        "no gap, no repeat"
+    );
+    assert!(after[0].offset > before[2].offset && after[1].offset > after[0].offset);
+    println!("silent connection: append went on after {append_s:.1} s, reader after {read_s:.1} s");
+}
+
+fn urlencode_vhost(vhost: &str) -> String {
+    vhost.replace('%', "%25").replace('/', "%2f")
+}
