@@ -243,3 +243,93 @@ async fn a_connection_gone_silent_is_dropped_and_both_appender_and_reader_go_on(
 fn urlencode_vhost(vhost: &str) -> String {
     vhost.replace('%', "%25").replace('/', "%2f")
 }
+
+/// Appends made while a message is out go together in the next one: 400 concurrent appends from
+/// one handle all come back, each once, in far fewer stream messages than records; a reader
+/// resuming in the middle of a grouped message gets exactly the rest; and a message as written
+/// before grouping (no `truc-batch` header) still reads as one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_messages_and_a_reader_resumes_inside_one() {
+    use broker::RECORDS_PER_MESSAGE;
+    let prefix = unique_prefix();
+    let log = SharedLog::open(SharedLogConfig::new(url(), prefix.clone()))
+        .await
+        .unwrap();
+    let _cleanup = Cleanup(log.clone());
+
+    // A record as an older relay wrote it: one plain message.
+    {
+        let conn = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        ch.basic_publish(
+            "".into(),
+            log.stream().as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            b"plain",
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+        conn.close(200, "done".into()).await.unwrap();
+    }
+
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            log.append(format!("r{i}").as_bytes()).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mut reader = log.read_from(None);
+    let seen = take(&mut reader, 401).await;
+    assert_eq!(seen[0].data, b"plain");
+    assert_eq!(seen[0].offset % RECORDS_PER_MESSAGE, 0);
+    let offsets: Vec<u64> = seen.iter().map(|r| r.offset).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets strictly increase"
+    );
+    let mut got: Vec<String> = seen[1..]
+        .iter()
+        .map(|r| String::from_utf8(r.data.clone()).unwrap())
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..400).map(|i| format!("r{i}")).collect();
+    expected.sort();
+    assert_eq!(got, expected, "every record once");
+    let messages = {
+        let mut m: Vec<u64> = offsets.iter().map(|o| o / RECORDS_PER_MESSAGE).collect();
+        m.dedup();
+        m.len()
+    };
+    assert!(
+        messages < 200,
+        "400 concurrent appends went out in {messages} messages: not grouped"
+    );
+
+    // Resume inside a message that holds several records.
+    let inside = seen
+        .windows(2)
+        .position(|w| w[0].offset / RECORDS_PER_MESSAGE == w[1].offset / RECORDS_PER_MESSAGE)
+        .map(|i| i + 1)
+        .expect("some message holds two records");
+    let mut resumed = log.read_from(Some(seen[inside].offset));
+    assert_eq!(
+        take(&mut resumed, seen.len() - inside).await,
+        seen[inside..].to_vec()
+    );
+    println!(
+        "401 records in {messages} stream messages; resumed at record {inside} (offset {})",
+        seen[inside].offset
+    );
+}

@@ -31,8 +31,10 @@
 //! has caught up with everything appended while it was down.
 //!
 //! Records are framed as a 4-byte big-endian length, the JSON [`Record`], then the body bytes.
+//! (The shared log groups the records appended at about the same time into one stream message;
+//! a record's offset says where in the stream and in its message it is.)
 //! A node skips its own events (they are in its log already) and folds the others' with the
-//! stream offset remembered in tree `cluster` (`offset`); the node id is kept there too
+//! record's offset remembered in tree `cluster` (`offset`); the node id is kept there too
 //! (`node`), so a node rebuilt from an empty data directory is a new node that reads the whole
 //! stream. Folding an event twice changes nothing (a package header is written last and an
 //! `Accepted` for a known package is skipped; `Delivered` is idempotent).
