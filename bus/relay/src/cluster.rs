@@ -350,6 +350,17 @@ impl Relay {
         let Some(c) = &self.inner.cluster else {
             return (marker, delivered, Vec::new());
         };
+        // The offset is remembered once per batch, after its last folded record: folding is
+        // idempotent, so a crash in the middle only folds a few records again at the next start
+        // (a write per record cost a store write for each of this node's own records too).
+        let mut last = None;
+        let remember = |last: Option<u64>| {
+            if let Some(offset) = last
+                && let Err(e) = c.meta.insert(OFFSET, offset.to_be_bytes())
+            {
+                tracing::error!(error = %e, "cannot remember the shared log offset");
+            }
+        };
         let mut records = records.into_iter();
         while let Some(r) = records.next() {
             match unframe(&r.data) {
@@ -364,6 +375,7 @@ impl Relay {
                         // Stop here and try again from this record (nothing after it is folded
                         // first, so the order holds).
                         tracing::error!(offset = r.offset, error = %e, "cannot fold a shared log record; retrying");
+                        remember(last);
                         let mut rest = vec![r];
                         rest.extend(records);
                         return (marker, delivered, rest);
@@ -373,10 +385,9 @@ impl Relay {
                     tracing::warn!(offset = r.offset, "unreadable shared log record skipped");
                 }
             }
-            if let Err(e) = c.meta.insert(OFFSET, r.offset.to_be_bytes()) {
-                tracing::error!(error = %e, "cannot remember the shared log offset");
-            }
+            last = Some(r.offset);
         }
+        remember(last);
         (marker, delivered, Vec::new())
     }
 
