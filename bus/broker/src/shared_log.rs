@@ -14,16 +14,18 @@
 //! - Nothing is ever removed by reading. Retention is RabbitMQ's (none by default: a node rebuilt
 //!   from an empty data directory reads the whole log from its first record).
 //!
-//! Appends are grouped: one task per handle publishes what has come in while the previous
-//! message waited for its confirm as **one** stream message (header `truc-batch` = the number of
-//! records; each record framed as a 4-byte big-endian length and its bytes), and answers every
-//! append in it when that message is confirmed. Each message costs RabbitMQ and every node a
-//! publish, a confirm, a delivery and a credit ack whatever its size; under `truc bench` this
-//! halved the stream's messages (about 1,000 a second to 500) and the relay on amqp went from
-//! 528–568 to 564–662 packages/s. A record's [`LogRecord::offset`] is its message's stream offset times
-//! [`RECORDS_PER_MESSAGE`] plus its place in the message, so offsets stay strictly increasing and
-//! a reader can resume in the middle of a message. A message without the header (as every message
-//! was before grouping) is one record.
+//! Appends are grouped: one task per log (its clones share it) publishes what has come in while
+//! the previous message waited for its confirm as **one** stream message (header `truc-batch` =
+//! the number of records; each record framed as a 4-byte big-endian length and its bytes), and
+//! answers every append in it when that message is confirmed. Each message costs RabbitMQ and
+//! every node a publish, a confirm, a delivery and a credit ack whatever its size; under
+//! `truc bench` this halved the stream's messages (about 1,000 a second to 500) and the relay on
+//! amqp went from 528–568 to 564–662 packages/s. Two messages awaiting confirms at once made
+//! smaller groups and was slower (598 / 582 against 650 / 688 packages/s), so it is one.
+//! A record's [`LogRecord::offset`] is its message's stream offset times [`RECORDS_PER_MESSAGE`]
+//! plus its place in the message, so offsets stay strictly increasing and a reader can resume in
+//! the middle of a message. A message without the header (as every message was before grouping)
+//! is one record.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
