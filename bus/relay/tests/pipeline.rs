@@ -342,3 +342,30 @@ async fn a_huge_subject_is_shortened_in_envelopes_but_kept_in_the_package() {
     };
     assert_eq!(doc.subject.as_deref(), Some(subject.trim_end()));
 }
+
+/// The edge's read, `fetch_body`, reads a small body on the caller's thread and a large one on a
+/// blocking thread: both give the archived bytes to a recipient and "not found" to anyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_reads_the_same_on_both_paths_and_only_for_its_recipients() {
+    let bed = Bed::new();
+    // 10 KB and 600 KB attachments: either side of the 256 KiB inline bound once base64'd.
+    for (doc, size) in [("small", 10 * 1024), ("large", 600 * 1024)] {
+        let xml = document_with(A, &[B], doc, "Công văn", vec![b'x'; size]);
+        let accepted = bed.relay.submit(A, &bed.sign(A, &xml)).await.unwrap();
+        let body = bed.relay.fetch_body(B, &accepted.id).await.unwrap();
+        assert_eq!(body, bed.relay.package_body(B, &accepted.id).unwrap());
+        assert!(body.len() > size, "{doc}: the sealed package, not a part");
+        let trust = dsig::TrustStore::new(&bed.pki.ca.cert_pem, &bed.pki.crl_pem).unwrap();
+        assert!(dsig::verify(&body, &trust, SystemTime::now()).is_valid());
+        for stranger in [A, C] {
+            let err = bed
+                .relay
+                .fetch_body(stranger, &accepted.id)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, "not_found", "{doc} read by {stranger}");
+        }
+        let err = bed.relay.fetch_body(B, "no-such-id").await.unwrap_err();
+        assert_eq!(err.code, "not_found");
+    }
+}

@@ -233,8 +233,7 @@ async fn fetch(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path(id)?;
-    let relay = s.relay.clone();
-    let body = blocking(move || relay.package_body(&unit.code, &id)).await?;
+    let body = s.relay.fetch_body(&unit.code, &id).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
