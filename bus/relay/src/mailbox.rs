@@ -102,7 +102,8 @@ impl Relay {
 
     /// [`Relay::package_body`] for async callers (the edge). Alone, the lookups are a few store
     /// reads and a small body one read of page-cached archive bytes: shorter than the hop to a
-    /// blocking thread and back, which cost measurably once per fetch under load. A large body,
+    /// blocking thread and back, which cost measurably once per fetch under load (a
+    /// store write, such as the ack's record, is another matter: see [`Relay::ack`]). A large body,
     /// or a wait on other relay nodes (the shared log), goes to a blocking thread.
     pub async fn fetch_body(&self, unit: &str, id: &str) -> Result<Vec<u8>, RelayError> {
         if self.inner.cluster.is_none() {
@@ -190,9 +191,22 @@ impl Relay {
         let shared = event.clone();
         let already = row.delivered;
         if !already {
-            // On this thread: one small store write, far shorter than the hop to a blocking
-            // thread and back (a hop per ack was measurable under load).
-            self.inner.tracking.record(&event)?;
+            // On a blocking thread, although the write itself is short: it takes the fold lock,
+            // which submissions hold while they record, and an async thread waiting on it stalls
+            // every task behind it (done on this thread, truc bench's deliveries fell 13 s
+            // behind their submissions).
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.inner.tracking.record(&event))
+                .await
+                .map_err(|e| {
+                    RelayError::new(
+                        "internal",
+                        crate::Fault::Relay,
+                        500,
+                        format!("Lỗi nội bộ ({e}); hãy xác nhận lại."),
+                        format!("Internal error ({e}); acknowledge again."),
+                    )
+                })??;
         }
         // Both brokers flush this store before a successful ack returns, and that flush covers
         // the Delivered event too; a flush of its own here cost every ack one or two more
