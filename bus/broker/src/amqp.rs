@@ -378,10 +378,7 @@ impl AmqpBroker {
     pub async fn close(&self) {
         let link = self.inner.link.lock().await.take();
         if let Some(link) = link {
-            let _ = link
-                .connection
-                .close(200, "truc relay closing".into())
-                .await;
+            crate::connect::close(&link.connection, 200, "truc relay closing").await;
         }
     }
 
@@ -765,10 +762,7 @@ impl Inner {
         }
         if let Some(link) = link {
             tokio::spawn(async move {
-                let _ = link
-                    .connection
-                    .close(320, "truc relay reconnecting".into())
-                    .await;
+                crate::connect::close(&link.connection, 320, "truc relay reconnecting").await;
             });
         }
     }

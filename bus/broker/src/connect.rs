@@ -21,6 +21,16 @@ pub(crate) async fn open(url: &str) -> Result<Connection, lapin::Error> {
 }
 
 /// `url` parsed, its heartbeat defaulted; `None` when it does not parse.
+/// How long closing a connection may take. On a connection that is already dead (RabbitMQ
+/// stopped, the socket reset) lapin's close may never complete; a caller waiting on it forever
+/// never reconnects.
+pub(crate) const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Closes `connection`, bounded by [`CLOSE_TIMEOUT`]; the outcome does not matter to callers.
+pub(crate) async fn close(connection: &Connection, code: u16, why: &str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(code, why.into())).await;
+}
+
 fn with_heartbeat(url: &str) -> Option<AMQPUri> {
     let mut uri: AMQPUri = url.parse().ok()?;
     uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECS);

@@ -237,7 +237,7 @@ impl SharedLog {
     /// Closes the append connection (readers stop when the log is dropped).
     pub async fn close(&self) {
         if let Some((connection, _)) = self.inner.appender.link.lock().await.take() {
-            let _ = connection.close(200, "truc relay closing".into()).await;
+            crate::connect::close(&connection, 200, "truc relay closing").await;
         }
     }
 }
@@ -458,6 +458,32 @@ async fn ack(acker: &lapin::Acker) -> Result<(), BrokerError> {
 /// on the connection.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a reader goes without a delivery before it checks that RabbitMQ still answers.
+const PROBE_AFTER: Duration = Duration::from_secs(5);
+
+/// A passive declare of the stream on the reader's channel, answered within [`ACK_TIMEOUT`] or
+/// an error (the reader then reconnects).
+async fn probe(channel: &Channel, config: &SharedLogConfig) -> Result<(), BrokerError> {
+    let declare = channel.queue_declare(
+        config.stream().into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::durable()
+        },
+        FieldTable::default(),
+    );
+    match tokio::time::timeout(ACK_TIMEOUT, declare).await {
+        Ok(r) => r.map(drop).map_err(amqp("queue.declare")),
+        Err(_) => Err(BrokerError::Amqp {
+            op: "queue.declare",
+            detail: format!(
+                "no answer from RabbitMQ within {} s to the shared log reader's check",
+                ACK_TIMEOUT.as_secs()
+            ),
+        }),
+    }
+}
+
 fn offset_of(d: &lapin::message::Delivery) -> Option<u64> {
     let headers = d.properties.headers().as_ref()?;
     match headers.inner().get("x-stream-offset")? {
@@ -519,6 +545,7 @@ async fn read_once(
             )
             .await
             .map_err(amqp("basic.consume"))?;
+        let mut heard = tokio::time::Instant::now();
         loop {
             let got = tokio::select! {
                 got = std::future::poll_fn(|cx| std::pin::Pin::new(&mut consumer).poll_next(cx)) => got,
@@ -536,11 +563,21 @@ async fn read_once(
                             detail: "the connection to the shared log was lost".into(),
                         });
                     }
+                    // Quiet for a while: ask RabbitMQ something, bounded, so a connection gone
+                    // silent is left after about ten seconds rather than when the heartbeat
+                    // gives up on it (twenty).
+                    if heard.elapsed() >= PROBE_AFTER {
+                        probe(&channel, config).await?;
+                        heard = tokio::time::Instant::now();
+                    }
                     continue;
                 }
             };
             let d = match got {
-                Some(Ok(d)) => d,
+                Some(Ok(d)) => {
+                    heard = tokio::time::Instant::now();
+                    d
+                }
                 None => {
                     return Err(BrokerError::Amqp {
                         op: "basic.consume",
@@ -589,7 +626,10 @@ async fn read_once(
         }
     }
     .await;
-    let _ = connection.close(200, "shared log reader done".into()).await;
+    // Bounded: after `rabbitmqctl stop_app` (CI, `amqp_faults`) a reader once waited here
+    // forever on its dead connection, never reconnected, and its node fell behind the log for
+    // good (every sync `cluster_lagging`).
+    crate::connect::close(&connection, 200, "shared log reader done").await;
     result
 }
 

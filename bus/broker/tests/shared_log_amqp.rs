@@ -174,10 +174,12 @@ async fn pump(
 
 /// A connection that goes silent without closing (the case a reader blocked on its consumer
 /// cannot see by itself): the append gives up on its confirm and publishes again on a new
-/// connection, the reader's connection is dropped once the heartbeat (the default, the URL names
-/// none) finds RabbitMQ silent, and it reads on from the record after the last one it handed
-/// over: no gap, no repeat. With RabbitMQ's own 60-s heartbeat the reader would sit there for
-/// two minutes and the bound below fails the test.
+/// connection; the reader gives its connection up once a bounded check after 5 s without a
+/// delivery gets no answer (or the 10-s default heartbeat finds RabbitMQ silent), closes it
+/// without waiting on the dead peer for more than a moment, and reads on from the record after
+/// the last one it handed over: no gap, no repeat. With RabbitMQ's own 60-s heartbeat and no
+/// check, or with a close that waits on the dead peer, the reader sits there and the bound below
+/// fails the test (both seen).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_gone_silent_is_dropped_and_both_appender_and_reader_go_on() {
     let prefix = unique_prefix();
