@@ -791,7 +791,8 @@ async fn exchange(
     };
     let bar = progress(n as u64, title);
 
-    // Recipients: long-poll, fetch, ack.
+    // Recipients: long-poll, then fetch and ack the items of one poll side by side, as the
+    // adapter does (truc-adapter's receive loop: 32 per poll, the next poll once all are done).
     let mut consumers = Vec::new();
     for r in half..units.len() {
         let units = units.clone();
@@ -802,9 +803,8 @@ async fn exchange(
         let bar = bar.clone();
         let total = n as u64;
         consumers.push(tokio::spawn(async move {
-            let client = &units[r].client;
             while delivered.load(Ordering::Relaxed) < total {
-                let items = match client.inbox(Duration::from_secs(1), 100).await {
+                let items = match units[r].client.inbox(Duration::from_secs(1), 32).await {
                     Ok(items) => items,
                     Err(_) => {
                         failures.fetch_add(1, Ordering::Relaxed);
@@ -812,9 +812,22 @@ async fn exchange(
                         continue;
                     }
                 };
+                let mut tasks = tokio::task::JoinSet::new();
                 for item in items {
-                    if client.fetch(&item.id).await.is_err() || client.ack(&item.id).await.is_err()
-                    {
+                    let units = units.clone();
+                    tasks.spawn(async move {
+                        let client = &units[r].client;
+                        let ok = client.fetch(&item.id).await.is_ok()
+                            && client.ack(&item.id).await.is_ok();
+                        (item, ok)
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    let Ok((item, ok)) = done else {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    if !ok {
                         failures.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
