@@ -22,7 +22,9 @@ use edxml::{Attachment, Document, Organization, Package};
 use truc_client::{Client, Identity};
 
 pub const SENDERS: usize = 4;
-/// How long a sender retries one package (503s, connection errors) before the run fails.
+/// How long a sender retries one package (503s, connection errors) before the run fails. The
+/// first package to run out stops every sender (each would otherwise wait as long again for each
+/// of its packages: hours against a relay that never comes back).
 const GIVE_UP: Duration = Duration::from_secs(180);
 pub const RECIPIENTS: usize = 4;
 
@@ -333,6 +335,7 @@ where
     let kills = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
     let senders_done = Arc::new(AtomicBool::new(false));
+    let gave_up = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let faulting = Faulting {
         relay: relay.clone(),
@@ -352,7 +355,8 @@ where
         // with the same bytes, as an adapter would.
         let mut tasks = Vec::new();
         for _ in 0..16 {
-            let (work, clients, next) = (work.clone(), clients.clone(), next.clone());
+            let (work, clients, next, gave_up) =
+                (work.clone(), clients.clone(), next.clone(), gave_up.clone());
             let (accepted, refused, retries, violations) = (
                 accepted.clone(),
                 refused.clone(),
@@ -365,12 +369,19 @@ where
                     let Some((s, doc_id, body, good)) = work.get(i) else {
                         break;
                     };
+                    if gave_up.load(Ordering::Relaxed) {
+                        break; // the violation that stopped the run is already written down
+                    }
                     let since = Instant::now();
                     loop {
                         if since.elapsed() > GIVE_UP {
                             violations.lock().unwrap().push(format!(
-                                "{doc_id}: no definite answer within {GIVE_UP:?} of retries"
+                                "{doc_id}: no definite answer within {GIVE_UP:?} of retries; the senders stopped here"
                             ));
+                            gave_up.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        if gave_up.load(Ordering::Relaxed) {
                             break;
                         }
                         match clients[*s].submit(body.clone()).await {
