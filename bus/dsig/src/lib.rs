@@ -24,7 +24,7 @@ mod xml;
 
 pub use c14n::{Method, canonicalize};
 pub use error::Error;
-pub use sign::{Role, SENDER_FILTER, SigningKey, append_trace_header, sign, template};
+pub use sign::{Parsed, Role, SENDER_FILTER, SigningKey, append_trace_header, sign, template};
 pub use verify::{
     Finding, RELAY_EKU_OID, SignatureReport, TrustStore, VerifyReport, is_relay_certificate, verify,
 };

@@ -315,6 +315,13 @@ fn sign_prepared(
     key: &SigningKey,
     role: Role,
 ) -> Result<Vec<u8>, Error> {
+    let sig = signature(doc, key, role)?;
+    let at = insertion_point(doc)?;
+    Ok(splice(xml, at, sig.as_bytes()))
+}
+
+/// The `ds:Signature` element for `doc` as it stands.
+fn signature(doc: &Doc<'_>, key: &SigningKey, role: Role) -> Result<String, Error> {
     let digest = digest_for(doc, role)?;
     let si = signed_info(role, &B64.encode(digest));
     let si_c14n = canonical_signed_info(&si)?;
@@ -324,14 +331,12 @@ fn sign_prepared(
         .update(&si_c14n)
         .and_then(|()| signer.sign_to_vec())
         .map_err(|e| Error::crypto("ký", "signing", &e))?;
-    let sig = format!(
+    Ok(format!(
         "<ds:Signature xmlns:ds=\"{DS}\" Id=\"{}\">{si}<ds:SignatureValue>{}</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>",
         role.id(),
         B64.encode(value),
         key.cert_b64
-    );
-    let at = insertion_point(doc)?;
-    Ok(splice(xml, at, sig.as_bytes()))
+    ))
 }
 
 /// The package with an unsigned signature template for `role` (empty
@@ -395,12 +400,8 @@ fn is_timestamp(ts: &str) -> bool {
         })
 }
 
-/// Appends `<TraceHeader><OrganId>…</OrganId><Timestamp>…</Timestamp></TraceHeader>`
-/// (same prefix as the enclosing `TraceHeaderList`, no whitespace) after the last
-/// existing `TraceHeader`, or as the first child of the list. No other byte
-/// changes, except that a self-closing `<TraceHeaderList/>` is opened up.
-/// `timestamp` must be `yyyy/MM/dd HH:mm:ss`.
-pub fn append_trace_header(xml: &[u8], organ_id: &str, timestamp: &str) -> Result<Vec<u8>, Error> {
+/// Refuses a malformed trace timestamp or an empty organ id.
+fn check_trace(organ_id: &str, timestamp: &str) -> Result<(), Error> {
     if !is_timestamp(timestamp) {
         return Err(Error::new(
             "DSIG_TRACE_TIMESTAMP",
@@ -415,17 +416,27 @@ pub fn append_trace_header(xml: &[u8], organ_id: &str, timestamp: &str) -> Resul
             "The OrganId for the TraceHeader is empty.",
         ));
     }
-    let doc = Doc::parse(xml)?;
-    let header = find_header(&doc).ok_or_else(no_header)?;
-    let list_id = doc.first_child(header, EDXML, "TraceHeaderList").ok_or_else(|| {
+    Ok(())
+}
+
+/// Where a new trace entry goes: the header's `TraceHeaderList`, its last `TraceHeader` (id
+/// and end offset), and the entry's text.
+struct TracePoint {
+    list: NodeId,
+    last: Option<(NodeId, usize)>,
+    entry: String,
+}
+
+fn trace_point(doc: &Doc<'_>, organ_id: &str, timestamp: &str) -> Result<TracePoint, Error> {
+    let header = find_header(doc).ok_or_else(no_header)?;
+    let list = doc.first_child(header, EDXML, "TraceHeaderList").ok_or_else(|| {
         Error::new(
             "DSIG_NO_TRACE_LIST",
             "Gói tin không có TraceHeaderList trong edXMLHeader; gói tin do đơn vị gửi ký luôn có danh sách này. Trả lại cho đơn vị gửi.",
             "The package has no TraceHeaderList in edXMLHeader; sender-signed packages always have one. Return it to the sender.",
         )
     })?;
-    let list = doc.element(list_id).ok_or_else(no_header)?;
-    let p = list.prefix;
+    let p = doc.element(list).ok_or_else(no_header)?.prefix;
     let th = qualified(p, "TraceHeader");
     let oi = qualified(p, "OrganId");
     let ts = qualified(p, "Timestamp");
@@ -435,13 +446,27 @@ pub fn append_trace_header(xml: &[u8], organ_id: &str, timestamp: &str) -> Resul
         escape_text(timestamp)
     );
     let last = doc
-        .child_elements(list_id)
+        .child_elements(list)
         .filter(|(_, e)| e.is(EDXML, "TraceHeader"))
         .last()
-        .map(|(_, e)| e.end);
-    match (last, list.end_tag_start) {
-        (Some(end), _) => Ok(splice(xml, end, entry.as_bytes())),
-        (None, Some(_)) => Ok(splice(xml, list.start_tag_end, entry.as_bytes())),
+        .map(|(id, e)| (id, e.end));
+    Ok(TracePoint { list, last, entry })
+}
+
+/// Appends `<TraceHeader><OrganId>…</OrganId><Timestamp>…</Timestamp></TraceHeader>`
+/// (same prefix as the enclosing `TraceHeaderList`, no whitespace) after the last
+/// existing `TraceHeader`, or as the first child of the list. No other byte
+/// changes, except that a self-closing `<TraceHeaderList/>` is opened up.
+/// `timestamp` must be `yyyy/MM/dd HH:mm:ss`.
+pub fn append_trace_header(xml: &[u8], organ_id: &str, timestamp: &str) -> Result<Vec<u8>, Error> {
+    check_trace(organ_id, timestamp)?;
+    let doc = Doc::parse(xml)?;
+    let point = trace_point(&doc, organ_id, timestamp)?;
+    let list = doc.element(point.list).ok_or_else(no_header)?;
+    let entry = point.entry.as_bytes();
+    match (point.last, list.end_tag_start) {
+        (Some((_, end)), _) => Ok(splice(xml, end, entry)),
+        (None, Some(_)) => Ok(splice(xml, list.start_tag_end, entry)),
         (None, None) => {
             // <TraceHeaderList .../>: reopen it with the same attributes.
             let tag = &xml[list.start..list.end];
@@ -450,10 +475,103 @@ pub fn append_trace_header(xml: &[u8], organ_id: &str, timestamp: &str) -> Resul
             out.extend_from_slice(&xml[..list.start]);
             out.extend_from_slice(tag[..open_end].trim_ascii_end());
             out.push(b'>');
-            out.extend_from_slice(entry.as_bytes());
-            out.extend_from_slice(format!("</{}>", qualified(p, "TraceHeaderList")).as_bytes());
+            out.extend_from_slice(entry);
+            out.extend_from_slice(
+                format!("</{}>", qualified(list.prefix, "TraceHeaderList")).as_bytes(),
+            );
             out.extend_from_slice(&xml[list.end..]);
             Ok(out)
         }
+    }
+}
+
+/// A package parsed once for the relay's work on it: check the signatures, then append the
+/// relay's `TraceHeader` and seal, with one parse of the bytes instead of three.
+pub struct Parsed<'a> {
+    xml: &'a [u8],
+    doc: Doc<'a>,
+}
+
+impl std::fmt::Debug for Parsed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("bytes", &self.xml.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Parsed<'a> {
+    /// Parses `xml` (the failures [`verify`](crate::verify) reports for unreadable XML).
+    pub fn parse(xml: &'a [u8]) -> Result<Self, Error> {
+        Ok(Parsed {
+            xml,
+            doc: Doc::parse(xml)?,
+        })
+    }
+
+    /// Same as [`verify`](crate::verify) on the bytes.
+    pub fn verify(
+        &self,
+        trust: &crate::TrustStore,
+        now: std::time::SystemTime,
+    ) -> crate::VerifyReport {
+        crate::verify::verify_doc(&self.doc, trust, now)
+    }
+
+    /// The same bytes as `sign(&append_trace_header(xml, organ_id, timestamp)?, key,
+    /// Role::Relay)`, same errors in the same order, without parsing the traced package again:
+    /// the entry is added to the parsed tree, which is canonicalized for the digest, and both
+    /// the entry and the seal are spliced into the bytes in one copy. (A self-closing
+    /// `TraceHeaderList`, rare, or an organ id with a control character, never ours, take the
+    /// two-parse way.)
+    pub fn seal(
+        mut self,
+        organ_id: &str,
+        timestamp: &str,
+        key: &SigningKey,
+    ) -> Result<Vec<u8>, Error> {
+        check_trace(organ_id, timestamp)?;
+        let point = trace_point(&self.doc, organ_id, timestamp)?;
+        let list = self.doc.element(point.list).ok_or_else(no_header)?;
+        let at = match (point.last, list.end_tag_start) {
+            (Some((_, end)), _) => end,
+            (None, Some(_)) => list.start_tag_end,
+            (None, None) => {
+                return sign(
+                    &append_trace_header(self.xml, organ_id, timestamp)?,
+                    key,
+                    Role::Relay,
+                );
+            }
+        };
+        if organ_id.chars().any(char::is_control) {
+            return sign(
+                &append_trace_header(self.xml, organ_id, timestamp)?,
+                key,
+                Role::Relay,
+            );
+        }
+        prepare(&self.doc, self.xml, Role::Relay)?;
+        // The seal goes before `</edXMLHeader>`, which comes after the list.
+        let header_end = insertion_point(&self.doc)?;
+        self.doc
+            .insert_trace_entry(
+                point.list,
+                point.last.map(|(id, _)| id),
+                at,
+                organ_id,
+                timestamp,
+            )
+            .ok_or_else(no_header)?;
+        let sig = signature(&self.doc, key, Role::Relay)?;
+        let xml = self.xml;
+        let entry = point.entry.as_bytes();
+        let mut out = Vec::with_capacity(xml.len() + entry.len() + sig.len());
+        out.extend_from_slice(&xml[..at]);
+        out.extend_from_slice(entry);
+        out.extend_from_slice(&xml[at..header_end]);
+        out.extend_from_slice(sig.as_bytes());
+        out.extend_from_slice(&xml[header_end..]);
+        Ok(out)
     }
 }

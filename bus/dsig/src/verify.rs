@@ -216,20 +216,24 @@ fn f(code: &'static str, vi: impl Into<String>, en: impl Into<String>) -> Findin
 /// RSA-SHA256 with SHA-256 digests (RSA-SHA1/SHA-1 only when the trust store
 /// allows legacy). Never panics, whatever the input.
 pub fn verify(xml: &[u8], trust: &TrustStore, now: SystemTime) -> VerifyReport {
+    match Doc::parse(xml) {
+        Ok(doc) => verify_doc(&doc, trust, now),
+        Err(e) => VerifyReport {
+            failures: vec![e],
+            ..VerifyReport::default()
+        },
+    }
+}
+
+/// [`verify`] on a document already parsed.
+pub(crate) fn verify_doc(doc: &Doc<'_>, trust: &TrustStore, now: SystemTime) -> VerifyReport {
     let mut report = VerifyReport::default();
-    let doc = match Doc::parse(xml) {
-        Ok(d) => d,
-        Err(e) => {
-            report.failures.push(e);
-            return report;
-        }
-    };
     let now_unix = now
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let header = find_header(&doc);
-    report.from_unit = header.and_then(|h| from_unit(&doc, h));
+    let header = find_header(doc);
+    report.from_unit = header.and_then(|h| from_unit(doc, h));
     for (_, e) in doc.elements() {
         if e.local == "Signature" && e.ns == EDXML {
             report.warnings.push(f(
@@ -253,7 +257,7 @@ pub fn verify(xml: &[u8], trust: &TrustStore, now: SystemTime) -> VerifyReport {
         return report;
     }
     for (pos, &s) in sigs.iter().enumerate() {
-        let r = check_signature(&doc, s, pos, trust, now_unix, report.from_unit.as_deref());
+        let r = check_signature(doc, s, pos, trust, now_unix, report.from_unit.as_deref());
         report.signatures.push(r);
     }
     report

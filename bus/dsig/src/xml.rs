@@ -464,6 +464,60 @@ impl<'a> Doc<'a> {
         s
     }
 
+    /// Adds `<p:TraceHeader><p:OrganId>…</p:OrganId><p:Timestamp>…</p:Timestamp></p:TraceHeader>`
+    /// (`p` and namespace those of `list`) as a child of `list`, right after its child `after`
+    /// or first: the tree a parse of the spliced bytes would give, built without parsing them.
+    /// The new nodes get ids past every other, so [`Doc::elements`] no longer runs in document
+    /// order, and their byte offsets are all `at` (they have no place in the source): only
+    /// tree walks (canonicalization) may follow. `organ_id` and `timestamp` must read back
+    /// unchanged from escaped text, i.e. hold no control character.
+    pub(crate) fn insert_trace_entry(
+        &mut self,
+        list: NodeId,
+        after: Option<NodeId>,
+        at: usize,
+        organ_id: &str,
+        timestamp: &str,
+    ) -> Option<()> {
+        let l = self.element(list)?;
+        let pos = match after {
+            Some(a) => l.children.iter().position(|&c| c == a)? + 1,
+            None => 0,
+        };
+        let (prefix, ns) = (l.prefix, l.ns.clone());
+        let first = self.nodes.len();
+        let element = |local: &'static str, parent: NodeId, children: Vec<NodeId>| {
+            Node::Element(Element {
+                prefix,
+                local,
+                ns: ns.clone(),
+                decls: Vec::new(),
+                attrs: Vec::new(),
+                parent: Some(parent),
+                children,
+                start: at,
+                start_tag_end: at,
+                end_tag_start: Some(at),
+                end: at,
+            })
+        };
+        // Ids: entry, OrganId, its text, Timestamp, its text.
+        let (entry, organ, organ_text, stamp, stamp_text) =
+            (first, first + 1, first + 2, first + 3, first + 4);
+        self.nodes
+            .push(element("TraceHeader", list, vec![organ, stamp]));
+        self.nodes.push(element("OrganId", entry, vec![organ_text]));
+        self.nodes.push(Node::Text(Cow::Owned(organ_id.to_owned())));
+        self.nodes
+            .push(element("Timestamp", entry, vec![stamp_text]));
+        self.nodes
+            .push(Node::Text(Cow::Owned(timestamp.to_owned())));
+        if let Some(Node::Element(l)) = self.nodes.get_mut(list) {
+            l.children.insert(pos, entry);
+        }
+        Some(())
+    }
+
     /// Resolves `prefix` as in scope at element `id`.
     pub(crate) fn lookup_ns(&self, mut id: NodeId, prefix: &str) -> Option<&str> {
         if prefix == "xml" {

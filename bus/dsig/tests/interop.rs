@@ -105,6 +105,77 @@ fn after_relay_appends_trace_both_tools_accept_sender_and_relay_signatures() {
     }
 }
 
+/// The relay's one-parse path (`Parsed`: verify, then trace and seal on the same tree) gives
+/// exactly the bytes of verify, `append_trace_header`, `sign`, which xmlsec1 accepts; and it
+/// refuses what they refuse, with the same code. Covers no trace entry yet, entries already
+/// there, a prefixed namespace, a self-closing list (the fallback) and text needing escapes.
+#[test]
+fn the_one_parse_seal_is_the_two_step_seal_byte_for_byte() {
+    let pki = TestPki::new();
+    let trust = pki.trust();
+    let relay = pki.relay_key();
+    let stamp = "2026/11/23 08:00:02";
+    let two_step = |pkg: &[u8], organ: &str| {
+        dsig::append_trace_header(pkg, organ, stamp)
+            .and_then(|traced| dsig::sign(&traced, &relay, Role::Relay))
+    };
+    for (name, unit) in FIXTURES {
+        let signed = dsig::sign(&fixture(name), &pki.unit_key(unit), Role::Sender).expect("sign");
+        for organ in ["000.00.00.RELAY", "R&<>\"'é", "R\u{7}bell"] {
+            let parsed = dsig::Parsed::parse(&signed).expect("parse");
+            let report = parsed.verify(&trust, now());
+            assert!(report.is_valid(), "{name}: {report:#?}");
+            assert_eq!(
+                format!("{report:?}"),
+                format!("{:?}", dsig::verify(&signed, &trust, now())),
+                "{name}: the same report"
+            );
+            let one = parsed.seal(organ, stamp, &relay).expect("seal");
+            let two = two_step(&signed, organ).expect("two-step seal");
+            assert_eq!(
+                String::from_utf8_lossy(&one),
+                String::from_utf8_lossy(&two),
+                "{name}, organ {organ:?}"
+            );
+            if organ == "000.00.00.RELAY" {
+                assert!(xmlsec_verifies(&pki, &one, RELAY), "{name}: xmlsec1, seal");
+                assert!(
+                    xmlsec_verifies(&pki, &one, SENDER),
+                    "{name}: xmlsec1, sender"
+                );
+            }
+        }
+    }
+    // Refusals, in the two-step order: trace arguments, then structure, then the seal's own.
+    let signed = dsig::sign(
+        &fixture("doc_1_attachment.edxml"),
+        &pki.unit_key("000.00.00.G22"),
+        Role::Sender,
+    )
+    .expect("sign");
+    let sealed = two_step(&signed, "R").expect("seal");
+    let unsigned = fixture("doc_1_attachment.edxml");
+    let no_list = fixture("doc_0_attachments.edxml");
+    for (pkg, organ, ts, code) in [
+        (&signed, "R", "23/11/2026 08:00", "DSIG_TRACE_TIMESTAMP"),
+        (&signed, " ", stamp, "DSIG_TRACE_ORGAN"),
+        (&no_list, "R", stamp, "DSIG_NO_TRACE_LIST"),
+        (&unsigned, "R", stamp, "DSIG_RELAY_NEEDS_SENDER"),
+        (&sealed, "R", stamp, "DSIG_ALREADY_SEALED"),
+    ] {
+        let one = dsig::Parsed::parse(pkg)
+            .expect("parse")
+            .seal(organ, ts, &relay)
+            .expect_err(code);
+        let two = dsig::append_trace_header(pkg, organ, ts)
+            .and_then(|t| dsig::sign(&t, &relay, Role::Relay))
+            .expect_err(code);
+        assert_eq!((one.code, two.code), (code, code));
+    }
+    let garbled = dsig::Parsed::parse(b"<a><b></a>").expect_err("malformed");
+    assert_eq!(garbled.code, "DSIG_XML_MALFORMED");
+}
+
 #[test]
 fn we_verify_what_xmlsec1_signed_from_our_templates() {
     let pki = TestPki::new();

@@ -86,17 +86,26 @@ impl Relay {
         let unit_owned = unit.to_owned();
         let body_owned = body.to_vec();
         let checked = tokio::task::spawn_blocking(move || {
-            let decision = this.check(&unit_owned, &body_owned)?;
-            match decision {
-                Decision::Duplicate(h) => Ok::<_, RelayError>((Decision::Duplicate(h), None)),
-                Decision::New(a) => {
+            let (decision, parsed) = this.check(&unit_owned, &body_owned)?;
+            match (decision, parsed) {
+                (Decision::Duplicate(h), _) => {
+                    Ok::<_, RelayError>((Decision::Duplicate(h), None))
+                }
+                (Decision::New(_), None) => Err(RelayError::new(
+                    "internal",
+                    Fault::Relay,
+                    500,
+                    "Lỗi nội bộ của trục: gói tin đã kiểm tra mà không còn bản đã phân tích. Hãy gửi lại.",
+                    "Internal relay error: a checked package without its parsed form. Send it again.",
+                )),
+                (Decision::New(a), Some(parsed)) => {
                     let id = if this.inner.cluster.is_some() {
                         // The same at every node (see cluster.rs).
                         crate::cluster::package_id(&unit_owned, &a.doc_key, &a.submitted)
                     } else {
                         uuid::Uuid::new_v4().to_string()
                     };
-                    let sealed = this.seal(&body_owned)?;
+                    let sealed = this.seal(parsed)?;
                     let digest = this.inner.store.archive().put(&sealed)?;
                     let now = this.now();
                     let event = Event::Accepted {
@@ -229,8 +238,13 @@ impl Relay {
         Ok(())
     }
 
-    /// Every read-only check, in order; the first failure is the answer.
-    fn check(&self, unit: &str, body: &[u8]) -> Result<Decision, RelayError> {
+    /// Every read-only check, in order; the first failure is the answer. A new package comes
+    /// with its parsed form, for the seal.
+    fn check<'a>(
+        &self,
+        unit: &str,
+        body: &'a [u8],
+    ) -> Result<(Decision, Option<dsig::Parsed<'a>>), RelayError> {
         let config = &self.inner.config;
         let parsed = edxml::read(body, &config.limits).map_err(|rejected| {
             let first = rejected
@@ -286,7 +300,9 @@ impl Relay {
                 ),
             ));
         }
-        self.check_signature(unit, body)?;
+        let parsed = dsig::Parsed::parse(body);
+        self.check_signature(unit, &parsed)?;
+        let parsed = parsed.ok();
         let digest = Digest::of(body);
         match package {
             Package::Document(doc) => {
@@ -301,7 +317,7 @@ impl Relay {
                 }
                 if let Some(first) = self.inner.tracking.by_doc_key(unit, &document_id)? {
                     if first.submitted == digest {
-                        return Ok(Decision::Duplicate(first));
+                        return Ok((Decision::Duplicate(first), None));
                     }
                     return Err(RelayError::sender(
                         "document_id_conflict",
@@ -329,25 +345,28 @@ impl Relay {
                         c.code_notation.as_deref().unwrap_or("")
                     )
                 });
-                Ok(Decision::New(Admitted {
-                    kind: MessageKind::Package,
-                    doc_key: document_id.clone(),
-                    document_id,
-                    code,
-                    subject: short(doc.subject.as_deref().unwrap_or_default()),
-                    recipients,
-                    about: None,
-                    status_code: None,
-                    description: None,
-                    submitted: digest,
-                }))
+                Ok((
+                    Decision::New(Admitted {
+                        kind: MessageKind::Package,
+                        doc_key: document_id.clone(),
+                        document_id,
+                        code,
+                        subject: short(doc.subject.as_deref().unwrap_or_default()),
+                        recipients,
+                        about: None,
+                        status_code: None,
+                        description: None,
+                        submitted: digest,
+                    }),
+                    parsed,
+                ))
             }
             Package::Status(status) => {
                 let code = status.status_code.code().to_owned();
                 let document_id = status.response_for.document_id.clone().unwrap_or_default();
                 let doc_key = format!("status:{document_id}:{code}:{}", digest.to_hex());
                 if let Some(first) = self.inner.tracking.by_doc_key(unit, &doc_key)? {
-                    return Ok(Decision::Duplicate(first));
+                    return Ok((Decision::Duplicate(first), None));
                 }
                 let unknown = || {
                     RelayError::new(
@@ -403,18 +422,21 @@ impl Relay {
                     .header(&about)?
                     .map(|h| h.subject)
                     .unwrap_or_default();
-                Ok(Decision::New(Admitted {
-                    kind: MessageKind::Status,
-                    doc_key,
-                    document_id,
-                    code: None,
-                    subject,
-                    recipients,
-                    about: Some(about),
-                    status_code: Some(code),
-                    description: status.description.clone(),
-                    submitted: digest,
-                }))
+                Ok((
+                    Decision::New(Admitted {
+                        kind: MessageKind::Status,
+                        doc_key,
+                        document_id,
+                        code: None,
+                        subject,
+                        recipients,
+                        about: Some(about),
+                        status_code: Some(code),
+                        description: status.description.clone(),
+                        submitted: digest,
+                    }),
+                    parsed,
+                ))
             }
         }
     }
@@ -480,9 +502,20 @@ impl Relay {
         Ok(out)
     }
 
-    fn check_signature(&self, unit: &str, body: &[u8]) -> Result<(), RelayError> {
+    fn check_signature(
+        &self,
+        unit: &str,
+        parsed: &Result<dsig::Parsed<'_>, dsig::Error>,
+    ) -> Result<(), RelayError> {
         let config = &self.inner.config;
-        let report = dsig::verify(body, &config.trust, self.now());
+        let report = match parsed {
+            Ok(p) => p.verify(&config.trust, self.now()),
+            // What `dsig::verify` reports for bytes it cannot parse.
+            Err(e) => dsig::VerifyReport {
+                failures: vec![e.clone()],
+                ..dsig::VerifyReport::default()
+            },
+        };
         if report.signature(SigRole::Relay).is_some() {
             return Err(RelayError::sender(
                 "already_sealed",
@@ -572,7 +605,7 @@ impl Relay {
     }
 
     /// Appends the relay's `TraceHeader` (Vietnam time) and the relay signature.
-    fn seal(&self, body: &[u8]) -> Result<Vec<u8>, RelayError> {
+    fn seal(&self, parsed: dsig::Parsed<'_>) -> Result<Vec<u8>, RelayError> {
         let config = &self.inner.config;
         let now = time::OffsetDateTime::from(self.now()).to_offset(time::macros::offset!(+7));
         let fmt =
@@ -587,7 +620,8 @@ impl Relay {
                 format!("The relay could not seal the package: {}", e.en),
             )
         };
-        let traced = dsig::append_trace_header(body, &config.relay_id, &stamp).map_err(internal)?;
-        dsig::sign(&traced, &config.seal, SigRole::Relay).map_err(internal)
+        parsed
+            .seal(&config.relay_id, &stamp, &config.seal)
+            .map_err(internal)
     }
 }
