@@ -462,27 +462,40 @@ pub fn append_trace_header(xml: &[u8], organ_id: &str, timestamp: &str) -> Resul
     check_trace(organ_id, timestamp)?;
     let doc = Doc::parse(xml)?;
     let point = trace_point(&doc, organ_id, timestamp)?;
+    let (from, to, insert) = trace_splice(&doc, xml, &point)?;
+    let mut out = Vec::with_capacity(xml.len() + insert.len());
+    out.extend_from_slice(&xml[..from]);
+    out.extend_from_slice(&insert);
+    out.extend_from_slice(&xml[to..]);
+    Ok(out)
+}
+
+/// The bytes `xml[from..to]` become to add the entry at `point`: nothing is cut and the entry
+/// goes after the last `TraceHeader` or first in an open list; a self-closing
+/// `<TraceHeaderList .../>` is reopened with the same attributes around the entry.
+fn trace_splice(
+    doc: &Doc<'_>,
+    xml: &[u8],
+    point: &TracePoint,
+) -> Result<(usize, usize, Vec<u8>), Error> {
     let list = doc.element(point.list).ok_or_else(no_header)?;
     let entry = point.entry.as_bytes();
-    match (point.last, list.end_tag_start) {
-        (Some((_, end)), _) => Ok(splice(xml, end, entry)),
-        (None, Some(_)) => Ok(splice(xml, list.start_tag_end, entry)),
+    Ok(match (point.last, list.end_tag_start) {
+        (Some((_, end)), _) => (end, end, entry.to_vec()),
+        (None, Some(_)) => (list.start_tag_end, list.start_tag_end, entry.to_vec()),
         (None, None) => {
-            // <TraceHeaderList .../>: reopen it with the same attributes.
             let tag = &xml[list.start..list.end];
             let open_end = tag.len().saturating_sub(2);
-            let mut out = Vec::with_capacity(xml.len() + entry.len() + 40);
-            out.extend_from_slice(&xml[..list.start]);
+            let mut out = Vec::with_capacity(tag.len() + entry.len() + 40);
             out.extend_from_slice(tag[..open_end].trim_ascii_end());
             out.push(b'>');
             out.extend_from_slice(entry);
             out.extend_from_slice(
                 format!("</{}>", qualified(list.prefix, "TraceHeaderList")).as_bytes(),
             );
-            out.extend_from_slice(&xml[list.end..]);
-            Ok(out)
+            (list.start, list.end, out)
         }
-    }
+    })
 }
 
 /// A package parsed once for the relay's work on it: check the signatures, then append the
@@ -521,9 +534,8 @@ impl<'a> Parsed<'a> {
     /// The same bytes as `sign(&append_trace_header(xml, organ_id, timestamp)?, key,
     /// Role::Relay)`, same errors in the same order, without parsing the traced package again:
     /// the entry is added to the parsed tree, which is canonicalized for the digest, and both
-    /// the entry and the seal are spliced into the bytes in one copy. (A self-closing
-    /// `TraceHeaderList`, rare, or an organ id with a control character, never ours, take the
-    /// two-parse way.)
+    /// the entry and the seal are spliced into the bytes in one copy. (An organ id with a
+    /// control character, never the relay's, takes the two-parse way.)
     pub fn seal(
         mut self,
         organ_id: &str,
@@ -532,18 +544,6 @@ impl<'a> Parsed<'a> {
     ) -> Result<Vec<u8>, Error> {
         check_trace(organ_id, timestamp)?;
         let point = trace_point(&self.doc, organ_id, timestamp)?;
-        let list = self.doc.element(point.list).ok_or_else(no_header)?;
-        let at = match (point.last, list.end_tag_start) {
-            (Some((_, end)), _) => end,
-            (None, Some(_)) => list.start_tag_end,
-            (None, None) => {
-                return sign(
-                    &append_trace_header(self.xml, organ_id, timestamp)?,
-                    key,
-                    Role::Relay,
-                );
-            }
-        };
         if organ_id.chars().any(char::is_control) {
             return sign(
                 &append_trace_header(self.xml, organ_id, timestamp)?,
@@ -551,25 +551,26 @@ impl<'a> Parsed<'a> {
                 Role::Relay,
             );
         }
+        let (from, to, insert) = trace_splice(&self.doc, self.xml, &point)?;
         prepare(&self.doc, self.xml, Role::Relay)?;
         // The seal goes before `</edXMLHeader>`, which comes after the list.
         let header_end = insertion_point(&self.doc)?;
+        // In the tree a reopened `<TraceHeaderList/>` is the same element, now with a child.
         self.doc
             .insert_trace_entry(
                 point.list,
                 point.last.map(|(id, _)| id),
-                at,
+                from,
                 organ_id,
                 timestamp,
             )
             .ok_or_else(no_header)?;
         let sig = signature(&self.doc, key, Role::Relay)?;
         let xml = self.xml;
-        let entry = point.entry.as_bytes();
-        let mut out = Vec::with_capacity(xml.len() + entry.len() + sig.len());
-        out.extend_from_slice(&xml[..at]);
-        out.extend_from_slice(entry);
-        out.extend_from_slice(&xml[at..header_end]);
+        let mut out = Vec::with_capacity(xml.len() + insert.len() + sig.len());
+        out.extend_from_slice(&xml[..from]);
+        out.extend_from_slice(&insert);
+        out.extend_from_slice(&xml[to..header_end]);
         out.extend_from_slice(sig.as_bytes());
         out.extend_from_slice(&xml[header_end..]);
         Ok(out)

@@ -108,7 +108,8 @@ fn after_relay_appends_trace_both_tools_accept_sender_and_relay_signatures() {
 /// The relay's one-parse path (`Parsed`: verify, then trace and seal on the same tree) gives
 /// exactly the bytes of verify, `append_trace_header`, `sign`, which xmlsec1 accepts; and it
 /// refuses what they refuse, with the same code. Covers no trace entry yet, entries already
-/// there, a prefixed namespace, a self-closing list (the fallback) and text needing escapes.
+/// there, a prefixed namespace, a self-closing list (what edXML writers, ours included, give an
+/// empty list) and text needing escapes.
 #[test]
 fn the_one_parse_seal_is_the_two_step_seal_byte_for_byte() {
     let pki = TestPki::new();
