@@ -290,7 +290,25 @@ pub fn run(args: DemoArgs, lang: Lang) -> anyhow::Result<ExitCode> {
     }
 
     // The sample document, dropped as a DMS should: written aside, then renamed into outbox/.
-    let n = now_unix().rem_euclid(1_000_000);
+    // A number no earlier run in this folder used. Seconds were not enough: two `--once` runs
+    // within one second sent the same bytes, the relay answered with the first run's package
+    // (a resubmission), and the second run reported the first run's delivery as its own.
+    let sent = dir.join("bo").join("sent");
+    let mut n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() % 1_000_000_000)
+        .unwrap_or(0);
+    while sent
+        .join(format!("cong-van-{n}.edxml.result.json"))
+        .exists()
+        || dir
+            .join("bo")
+            .join("outbox")
+            .join(format!("cong-van-{n}.edxml"))
+            .exists()
+    {
+        n += 1;
+    }
     let today = time::OffsetDateTime::now_utc();
     let document_id = format!(
         "{},{:04}/{:02}/{:02},{n}/BNV-VP",
