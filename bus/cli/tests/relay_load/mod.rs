@@ -345,10 +345,13 @@ where
         kills: kills.clone(),
     };
 
+    let clients = Arc::new(clients);
+    // Who sent each document, for asking the relay about it afterwards.
+    let sender_of: HashMap<String, usize> = work.iter().map(|w| (w.1.clone(), w.0)).collect();
     let fault_did = rt.block_on(async {
         wait_healthy(&anonymous, &relay).await;
         let work = Arc::new(work);
-        let clients = Arc::new(clients);
+        let clients = clients.clone();
         let next = Arc::new(AtomicUsize::new(0));
 
         // Senders: each package until a definite answer; transport errors and 5xx are retried
@@ -605,15 +608,46 @@ where
         );
     }
     if !missing.is_empty() {
+        let log = std::fs::read_to_string(dir.path().join("relay.log")).unwrap_or_default();
+        // What the relay and the broker say of each: its tracking (queued, delivered, events),
+        // any log line naming it, and where RabbitMQ holds messages of this load's queues.
+        for doc in missing.iter().take(5) {
+            let id = &accepted[*doc];
+            let tracking = sender_of
+                .get(*doc)
+                .map(|&s| rt.block_on(clients[s].tracking(id)));
+            println!("relay's tracking of {doc}: {tracking:?}");
+            for line in log.lines().filter(|l| l.contains(id.as_str())) {
+                println!("  log: {line}");
+            }
+        }
+        if extra_toml.contains("amqp") {
+            let queues = std::process::Command::new("rabbitmqctl")
+                .args([
+                    "list_queues",
+                    "name",
+                    "messages_ready",
+                    "messages_unacknowledged",
+                    "--no-table-headers",
+                    "-q",
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let prefix = extra_toml
+                .split("prefix = \"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("");
+            println!("RabbitMQ queues of this load (name, ready, unacknowledged):");
+            for line in queues.lines().filter(|l| l.starts_with(prefix)) {
+                println!("  {line}");
+            }
+        }
         println!(
-            "relay log tail:\n{}",
-            std::fs::read_to_string(dir.path().join("relay.log"))
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .join("\n")
+            "relay log, first 30 lines:\n{}\nrelay log tail:\n{}",
+            log.lines().take(30).collect::<Vec<_>>().join("\n"),
+            log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
         );
     }
     assert!(
