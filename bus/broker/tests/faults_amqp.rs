@@ -61,9 +61,12 @@ async fn load_with_fault(name: &str, fault: impl FnOnce(&OutageGuard) + Send + '
             .unwrap()
             .unwrap(),
     );
+    // A counter beside the time: the tests of this file may start in the same nanosecond.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let prefix = format!(
-        "test.fault.{}.{}.",
+        "test.fault.{}.{}.{}.",
         std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()

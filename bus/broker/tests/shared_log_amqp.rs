@@ -15,12 +15,16 @@ fn url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
+/// Process id, a counter and the time: the tests of this file start together, and two of them
+/// once read the same nanosecond, shared one stream and read each other's records (CI, 3288b01).
 fn unique_prefix() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("test.log.{}.{nanos}.", std::process::id())
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("test.log.{}.{n}.{nanos}.", std::process::id())
 }
 
 /// Deletes the stream when dropped (pass or fail).
