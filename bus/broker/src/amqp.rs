@@ -27,6 +27,13 @@
 //!   `ack` returns), then `basic.ack`. The ledger answers [`AckOutcome::AlreadyAcked`], and a
 //!   fetch that meets an id in the ledger (a republish, or a message whose ack was lost with a
 //!   connection) acks it silently instead of offering it again.
+//! - **abandoned calls**: `fetch` (its lease sweep and its `basic.get`s), `ack`, `release` and
+//!   `dead_letter` run their RabbitMQ work in a task of their own, so a caller that drops the
+//!   call (hyper drops the relay's handler when the unit's adapter goes away mid long-poll) never
+//!   cuts it between a RabbitMQ operation and our record of it; what a dropped fetch took is
+//!   given back (`basic.nack(requeue)`) at once. Before, a fetch dropped while its `basic.get`
+//!   was on the wire left the message unacknowledged on a live channel, offered to nobody until
+//!   the connection closed (`tests/abandoned_amqp.rs`).
 //! - **release** = `basic.nack(requeue)`; **dead_letter** = confirmed publish to the dead-letter
 //!   exchange with the reason, then `basic.ack`; **redrive** = confirmed republish to the mailbox
 //!   (at its back), then ack from the dead-letter queue.
@@ -1194,67 +1201,9 @@ macro_rules! with_link {
     }};
 }
 
-impl Broker for AmqpBroker {
-    async fn publish(&self, batch: Vec<Publish>) -> Result<(), BrokerError> {
-        for p in &batch {
-            validate(&p.mailbox)?;
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let inner = &self.inner;
-        with_link!(inner, |link| inner.publish_once(&link, &batch))?;
-        let boxes: BTreeSet<&str> = batch.iter().map(|p| p.mailbox.as_str()).collect();
-        for mb in boxes {
-            inner.notify(mb).notify_waiters();
-        }
-        Ok(())
-    }
-
-    async fn fetch(
-        &self,
-        mailbox: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Delivery>, BrokerError> {
-        validate(mailbox)?;
-        let inner = &self.inner;
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            inner.expire(mailbox).await?;
-            let notify = inner.notify(mailbox);
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let got = with_link!(inner, |link| inner.take(&link, mailbox, max))?;
-            if !got.is_empty() || max == 0 {
-                return Ok(got);
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(got);
-            }
-            let mut sleep = (deadline - now).min(pause);
-            let next_expiry = inner
-                .state()
-                .leases
-                .get(mailbox)
-                .and_then(|l| l.values().map(|l| l.until).min());
-            if let Some(until) = next_expiry {
-                let to_expiry = until
-                    .duration_since(inner.config.clock.now())
-                    .unwrap_or_default();
-                sleep = sleep.min(to_expiry + Duration::from_millis(1));
-            }
-            let _ = tokio::time::timeout(sleep, notified).await;
-            pause = (pause * 2).min(inner.config.poll);
-        }
-    }
-
+impl Inner {
     async fn ack(&self, mailbox: &str, id: &str) -> Result<AckOutcome, BrokerError> {
-        validate(mailbox)?;
-        let inner = &self.inner;
+        let inner = self;
         let key = ledger_key(mailbox, id);
         let (leased, lost) = {
             let s = inner.state();
@@ -1301,8 +1250,7 @@ impl Broker for AmqpBroker {
     }
 
     async fn release(&self, mailbox: &str, id: &str) -> Result<(), BrokerError> {
-        validate(mailbox)?;
-        let inner = &self.inner;
+        let inner = self;
         let link = inner.link().await?;
         if let Some(lease) = inner.take_lease(&link, mailbox, id) {
             let r = link
@@ -1336,8 +1284,7 @@ impl Broker for AmqpBroker {
     }
 
     async fn dead_letter(&self, mailbox: &str, id: &str, reason: &str) -> Result<(), BrokerError> {
-        validate(mailbox)?;
-        let inner = &self.inner;
+        let inner = self;
         let link = inner.link().await?;
         let Some(lease) = inner.take_lease(&link, mailbox, id) else {
             return Err(BrokerError::UnknownDelivery {
@@ -1382,6 +1329,161 @@ impl Broker for AmqpBroker {
                 Err(e)
             }
         }
+    }
+}
+
+/// Runs `work` in a task of its own and waits for it. Callers abandon broker calls: hyper drops
+/// the relay's HTTP handler (and the call it awaits) when a unit's adapter goes away, a timeout
+/// drops what it wraps. A call cut between a RabbitMQ operation and our record of it strands a
+/// message: a `basic.get` whose answer nobody reads leaves it unacknowledged on a live channel,
+/// offered to nobody until the connection closes; a lease taken out of the map and never acked
+/// or nacked, the same. In a task of its own, the call always runs to its end.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, BrokerError>> + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::spawn(work).await.map_err(|e| BrokerError::Amqp {
+        op: "task",
+        detail: e.to_string(),
+    })?
+}
+
+/// Deliveries taken for a caller that may be gone by the time they are ready: dropped without
+/// [`Taken::hand_over`] (the caller abandoned the fetch before or after the take finished), it
+/// gives every one back to its mailbox at once, instead of leaving it leased to nobody for a
+/// whole lease.
+struct Taken {
+    inner: Arc<Inner>,
+    mailbox: String,
+    deliveries: Vec<Delivery>,
+}
+
+impl Taken {
+    fn hand_over(mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.deliveries)
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if self.deliveries.is_empty() {
+            return;
+        }
+        let (inner, mailbox) = (Arc::clone(&self.inner), std::mem::take(&mut self.mailbox));
+        let ids: Vec<String> = self.deliveries.drain(..).map(|d| d.message.id).collect();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // No runtime: the process is ending, and its connection with it.
+            return;
+        };
+        rt.spawn(async move {
+            for id in ids {
+                if let Err(e) = inner.release(&mailbox, &id).await {
+                    tracing::debug!(mailbox, id, error = %e, "giving back an abandoned delivery failed; its lease runs out instead");
+                }
+            }
+        });
+    }
+}
+
+/// [`Inner::take`] (with a reconnect and retry) in a task of its own; see [`detached`] and
+/// [`Taken`].
+async fn take_detached(
+    inner: &Arc<Inner>,
+    mailbox: &str,
+    max: usize,
+) -> Result<Vec<Delivery>, BrokerError> {
+    let (i, mb) = (Arc::clone(inner), mailbox.to_owned());
+    let taken = detached(async move {
+        let deliveries = with_link!(i, |link| i.take(&link, &mb, max))?;
+        Ok(Taken {
+            inner: i,
+            mailbox: mb,
+            deliveries,
+        })
+    })
+    .await?;
+    Ok(taken.hand_over())
+}
+
+impl Broker for AmqpBroker {
+    async fn publish(&self, batch: Vec<Publish>) -> Result<(), BrokerError> {
+        for p in &batch {
+            validate(&p.mailbox)?;
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        with_link!(inner, |link| inner.publish_once(&link, &batch))?;
+        let boxes: BTreeSet<&str> = batch.iter().map(|p| p.mailbox.as_str()).collect();
+        for mb in boxes {
+            inner.notify(mb).notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, BrokerError> {
+        validate(mailbox)?;
+        let inner = &self.inner;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let (i, mb) = (Arc::clone(inner), mailbox.to_owned());
+            detached(async move { i.expire(&mb).await }).await?;
+            let notify = inner.notify(mailbox);
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = take_detached(inner, mailbox, max).await?;
+            if !got.is_empty() || max == 0 {
+                return Ok(got);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(got);
+            }
+            let mut sleep = (deadline - now).min(pause);
+            let next_expiry = inner
+                .state()
+                .leases
+                .get(mailbox)
+                .and_then(|l| l.values().map(|l| l.until).min());
+            if let Some(until) = next_expiry {
+                let to_expiry = until
+                    .duration_since(inner.config.clock.now())
+                    .unwrap_or_default();
+                sleep = sleep.min(to_expiry + Duration::from_millis(1));
+            }
+            let _ = tokio::time::timeout(sleep, notified).await;
+            pause = (pause * 2).min(inner.config.poll);
+        }
+    }
+
+    async fn ack(&self, mailbox: &str, id: &str) -> Result<AckOutcome, BrokerError> {
+        validate(mailbox)?;
+        let (inner, mailbox, id) = (Arc::clone(&self.inner), mailbox.to_owned(), id.to_owned());
+        detached(async move { inner.ack(&mailbox, &id).await }).await
+    }
+
+    async fn release(&self, mailbox: &str, id: &str) -> Result<(), BrokerError> {
+        validate(mailbox)?;
+        let (inner, mailbox, id) = (Arc::clone(&self.inner), mailbox.to_owned(), id.to_owned());
+        detached(async move { inner.release(&mailbox, &id).await }).await
+    }
+
+    async fn dead_letter(&self, mailbox: &str, id: &str, reason: &str) -> Result<(), BrokerError> {
+        validate(mailbox)?;
+        let (inner, mailbox, id, reason) = (
+            Arc::clone(&self.inner),
+            mailbox.to_owned(),
+            id.to_owned(),
+            reason.to_owned(),
+        );
+        detached(async move { inner.dead_letter(&mailbox, &id, &reason).await }).await
     }
 
     async fn dead_letters(&self, mailbox: &str) -> Result<Vec<DeadLetter>, BrokerError> {

@@ -342,6 +342,60 @@ pub async fn stats_report_depths_and_oldest_age<H: Harness>(h: &mut H) {
     h.close(b).await;
 }
 
+/// A fetch its caller abandons (hyper drops the relay's handler when the unit's adapter goes
+/// away; a timeout drops what it wraps), at any moment, strands nothing: what it took is offered
+/// again at once, with no lease running out (the clock does not move here). Every fourth fetch
+/// is cut at its first wait, the others within the next millisecond or two; see
+/// `tests/abandoned_amqp.rs` for RabbitMQ's own count of what stays unacknowledged.
+pub async fn an_abandoned_fetch_strands_nothing<H: Harness>(h: &mut H) {
+    const N: usize = 200;
+    let b = h.open().await;
+    let mb = h.mailbox("abandoned");
+    let mut acked = HashSet::new();
+    let mut abandoned = 0;
+    for i in 0..N {
+        b.publish(vec![publish(&mb, &format!("c{i:03}"), h.now())])
+            .await
+            .unwrap();
+        let cut = if i.is_multiple_of(4) {
+            Duration::ZERO
+        } else {
+            Duration::from_micros((i as u64 * 97) % 1_500)
+        };
+        match tokio::time::timeout(cut, b.fetch(&mb, 1, NO_WAIT)).await {
+            Ok(got) => {
+                for d in got.unwrap() {
+                    b.ack(&mb, &d.message.id).await.unwrap();
+                    acked.insert(d.message.id);
+                }
+            }
+            Err(_) => abandoned += 1,
+        }
+    }
+    let mut quiet = std::time::Instant::now();
+    while acked.len() < N && quiet.elapsed() < Duration::from_secs(5) {
+        for d in b.fetch(&mb, 50, Duration::from_millis(200)).await.unwrap() {
+            assert!(
+                acked.insert(d.message.id.clone()),
+                "{} offered after its ack",
+                d.message.id
+            );
+            b.ack(&mb, &d.message.id).await.unwrap();
+            quiet = std::time::Instant::now();
+        }
+    }
+    let mut missing: Vec<String> = (0..N)
+        .map(|i| format!("c{i:03}"))
+        .filter(|id| !acked.contains(id))
+        .collect();
+    missing.truncate(10);
+    assert!(
+        missing.is_empty(),
+        "taken by an abandoned fetch ({abandoned} of {N} were abandoned) and not offered again: {missing:?}"
+    );
+    h.close(b).await;
+}
+
 /// Expands to one `#[tokio::test]` per contract function, each with a fresh harness from
 /// `$make` (an expression producing a [`Harness`]).
 #[macro_export]
@@ -359,7 +413,8 @@ macro_rules! contract_tests {
             backlog_survives_reopen,
             in_flight_is_ready_after_reopen,
             batch_publish_to_1000_mailboxes,
-            stats_report_depths_and_oldest_age
+            stats_report_depths_and_oldest_age,
+            an_abandoned_fetch_strands_nothing
         );
     };
     (@each $make:expr; $($name:ident),*) => {

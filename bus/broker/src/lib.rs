@@ -121,6 +121,10 @@ pub struct MailboxStats {
 }
 
 /// Per-unit durable mailboxes. See the crate documentation for the semantics.
+///
+/// Callers may drop any call before it completes (hyper drops an HTTP handler, and the call it
+/// awaits, when the client goes away). A dropped call leaves no message taken and offered to
+/// nobody; what a dropped `fetch` took is ready again at once (`contract::an_abandoned_fetch_strands_nothing`).
 pub trait Broker: Send + Sync {
     /// Stores every message of the batch; all are durable when this returns `Ok`. Publishing an
     /// id already queued in (or already acked from) that mailbox is allowed and may be ignored by
