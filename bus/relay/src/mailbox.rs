@@ -17,7 +17,9 @@ const INLINE_READ_BYTES: u64 = 256 * 1024;
 
 impl Relay {
     /// Up to `limit` waiting packages of `unit`'s mailbox, waiting up to `wait` for the first.
-    /// Each returned item is leased to the caller until it acks it or the lease runs out.
+    /// Each returned item is leased to the caller until it acks it or the lease runs out. What
+    /// was fetched but is not returned (this call failed after the fetch, or its caller dropped
+    /// it, as hyper does when the client goes away) is given back to the mailbox at once.
     pub async fn inbox(
         &self,
         unit: &str,
@@ -26,11 +28,15 @@ impl Relay {
     ) -> Result<Vec<InboxItem>, RelayError> {
         let wait = wait.min(Duration::from_secs(60));
         let deadline = tokio::time::Instant::now() + wait;
-        let mut deliveries = self
-            .inner
-            .broker
-            .fetch(unit, limit.clamp(1, 1000), wait)
-            .await?;
+        let mut offer = Offer {
+            broker: self.inner.broker.clone(),
+            unit: unit.to_owned(),
+            deliveries: self
+                .inner
+                .broker
+                .fetch(unit, limit.clamp(1, 1000), wait)
+                .await?,
+        };
         if self.inner.cluster.is_some() || self.leases_die_with_the_process() {
             // Another node may have recorded some of these as delivered (the recipient acked
             // there while this copy was leased elsewhere or published twice), or this node did
@@ -38,19 +44,20 @@ impl Relay {
             // the same): ack them here without offering them, and wait on for others while
             // time is left.
             loop {
-                deliveries = self.drop_delivered(unit, deliveries).await?;
+                self.drop_delivered(unit, &mut offer.deliveries).await?;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if !deliveries.is_empty() || left.is_zero() {
+                if !offer.deliveries.is_empty() || left.is_zero() {
                     break;
                 }
-                deliveries = self
+                offer.deliveries = self
                     .inner
                     .broker
                     .fetch(unit, limit.clamp(1, 1000), left)
                     .await?;
             }
         }
-        Ok(deliveries
+        Ok(offer
+            .hand_over()
             .into_iter()
             .map(|d| InboxItem {
                 id: d.message.id,
@@ -69,28 +76,32 @@ impl Relay {
     async fn drop_delivered(
         &self,
         unit: &str,
-        deliveries: Vec<broker::Delivery>,
-    ) -> Result<Vec<broker::Delivery>, RelayError> {
+        deliveries: &mut Vec<broker::Delivery>,
+    ) -> Result<(), RelayError> {
         if deliveries.is_empty() {
-            return Ok(deliveries);
+            return Ok(());
         }
         self.sync().await?;
-        let mut out = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            let done = self
+        let mut done = Vec::new();
+        for d in deliveries.iter() {
+            if self
                 .inner
                 .tracking
                 .row(&d.message.id, unit)?
-                .is_some_and(|r| r.delivered);
-            if done {
-                if let Err(e) = self.inner.broker.ack(unit, &d.message.id).await {
-                    tracing::warn!(unit, id = %d.message.id, error = %e, "ack of a delivery already acknowledged at another node failed; it comes back and is dropped again");
-                }
-            } else {
-                out.push(d);
+                .is_some_and(|r| r.delivered)
+            {
+                done.push(d.message.id.clone());
             }
         }
-        Ok(out)
+        // Out of the offer before the acks' awaits: if this call is dropped during them, these
+        // are not given back (they are delivered; one that comes back is dropped again).
+        deliveries.retain(|d| !done.contains(&d.message.id));
+        for id in done {
+            if let Err(e) = self.inner.broker.ack(unit, &id).await {
+                tracing::warn!(unit, id = %id, error = %e, "ack of a delivery already acknowledged at another node failed; it comes back and is dropped again");
+            }
+        }
+        Ok(())
     }
 
     /// Leases held by the broker client in this process only (RabbitMQ: a lease is a delivery
@@ -320,5 +331,41 @@ impl Relay {
             .header(id)?
             .ok_or_else(|| RelayError::not_found("gói tin", "package", id))?;
         Ok(tracking.tracking(&header, None)?)
+    }
+}
+
+/// Deliveries fetched for one inbox call and not yet handed to the caller. Dropped before
+/// [`Offer::hand_over`] (the call failed after its fetch, or was dropped), it gives each back to
+/// the mailbox at once rather than leaving it leased to nobody until the lease runs out (5 min by
+/// default).
+struct Offer {
+    broker: broker::AnyBroker,
+    unit: String,
+    deliveries: Vec<broker::Delivery>,
+}
+
+impl Offer {
+    fn hand_over(mut self) -> Vec<broker::Delivery> {
+        std::mem::take(&mut self.deliveries)
+    }
+}
+
+impl Drop for Offer {
+    fn drop(&mut self) {
+        if self.deliveries.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (broker, unit) = (self.broker.clone(), std::mem::take(&mut self.unit));
+        let ids: Vec<String> = self.deliveries.drain(..).map(|d| d.message.id).collect();
+        rt.spawn(async move {
+            for id in ids {
+                if let Err(e) = broker.release(&unit, &id).await {
+                    tracing::debug!(unit, id, error = %e, "giving back an unanswered delivery failed; its lease runs out instead");
+                }
+            }
+        });
     }
 }

@@ -225,3 +225,73 @@ async fn two_nodes_are_one_bus_and_a_new_node_rebuilds_from_the_stream() {
         n.broker.close().await;
     }
 }
+
+/// An inbox call its caller drops at any moment (hyper drops the handler when the unit's adapter
+/// goes away; here `broker::contract::abandoned_at` cuts it at its first wait or within 1.5 ms,
+/// which lands in the broker's fetch or in the sync with the shared log after it), or that fails
+/// after its fetch, gives back what it fetched at once: with a clock that never moves no lease
+/// runs out, and still every package is offered and acked in the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_call_dropped_at_any_moment_gives_back_what_it_fetched() {
+    const N: usize = 120;
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("test.relayabandon.{}.{nanos}.", std::process::id());
+    let _cleanup = Cleanup(prefix.clone());
+    let now = SystemTime::now();
+    let pki = dsig::pki::init(&[(A, Some("Bộ Nội vụ")), (B, None), (C, None)], unix(now)).unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let n = node(&prefix, &pki, clock).await;
+    let i_a = &pki.units.iter().find(|(c, _)| c == A).unwrap().1;
+    let key = dsig::SigningKey::from_pem(&i_a.key_pem, &i_a.cert_pem).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut acked = std::collections::BTreeSet::new();
+    let mut cut = 0;
+    for i in 0..N {
+        let doc_id = format!("000.00.00.G22,2026/11/24,{}/BNV", 1000 + i);
+        let xml = document(A, &[B], &doc_id, "Công văn bị bỏ dở");
+        let signed = dsig::sign(&xml, &key, dsig::Role::Sender).unwrap();
+        ids.insert(n.relay.submit(A, &signed).await.unwrap().id);
+        match broker::contract::abandoned_at(i, n.relay.inbox(B, 1, Duration::ZERO)).await {
+            Some(items) => {
+                for item in items.unwrap() {
+                    n.relay.ack(B, &item.id).await.unwrap();
+                    acked.insert(item.id);
+                }
+            }
+            None => cut += 1,
+        }
+    }
+    println!("{N} inbox calls: {cut} cut");
+    assert!(
+        cut >= N / 8,
+        "only {cut} of {N} inbox calls were cut: too few for this test to mean anything"
+    );
+    let mut quiet = std::time::Instant::now();
+    while acked.len() < N && quiet.elapsed() < Duration::from_secs(5) {
+        for item in n
+            .relay
+            .inbox(B, 50, Duration::from_millis(300))
+            .await
+            .unwrap()
+        {
+            assert!(ids.contains(&item.id), "offered a package never accepted");
+            assert!(
+                acked.insert(item.id.clone()),
+                "{} offered again after its ack",
+                item.id
+            );
+            n.relay.ack(B, &item.id).await.unwrap();
+            quiet = std::time::Instant::now();
+        }
+    }
+    let missing: Vec<&String> = ids.difference(&acked).take(10).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {N} packages were fetched by a dropped inbox call and never offered again (no lease runs out here): {missing:?}",
+        ids.len() - acked.len()
+    );
+    n.broker.close().await;
+}
