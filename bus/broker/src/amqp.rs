@@ -234,7 +234,13 @@ struct Link {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Connections made so far; the last one's number.
     generation: u64,
+    /// The generation of the link in use, `None` from the moment it is forgotten (a failure)
+    /// until the next one is made. Work done on a link that is no longer live (a `basic.get`
+    /// answered just before the connection dropped, handled after another task gave the link up)
+    /// must not be recorded as if it were: its leases died with the connection.
+    live: Option<u64>,
     /// Mailboxes whose queue was declared on the current connection.
     declared: HashSet<String>,
     /// Every mailbox declared since this process started (what `stats` reports on).
@@ -258,6 +264,20 @@ struct Lease {
     until: SystemTime,
     /// The envelope, kept for `dead_letter` (a few hundred bytes).
     message: Message,
+}
+
+/// What [`Inner::lease_taken`] made of a message `basic.get` returned.
+#[derive(Debug)]
+// Made and matched at once, one per message; boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+enum Got {
+    /// Leased here; offer it.
+    Leased(Delivery),
+    /// Acked already, or a second copy of a message leased on the same link: ack it unseen.
+    Copy,
+    /// Taken on a link given up meanwhile: neither lease nor ack it (it goes back to its queue
+    /// with the old connection).
+    Superseded,
 }
 
 const MAX_MAILBOX_LEN: usize = 128;
@@ -429,7 +449,7 @@ impl AmqpBroker {
         let link = inner.link().await?;
         inner.in_lanes(&link, &todo, Lane::Declare).await?;
         let mut s = inner.state();
-        let current = s.generation == link.generation;
+        let current = s.live == Some(link.generation);
         for mb in &todo {
             if current {
                 s.declared.insert(mb.clone());
@@ -743,6 +763,7 @@ impl Inner {
         let generation = {
             let mut s = self.state();
             s.generation += 1;
+            s.live = Some(s.generation);
             s.declared.clear();
             s.generation
         };
@@ -767,6 +788,13 @@ impl Inner {
                 }
             }
             s.declared.clear();
+            // From now on nothing taken on the forgotten link is leased (see `live`): before,
+            // a take that read its answer between this drain and the next connection leased it
+            // under the dead link's generation, outside `lost`, and the redelivered copy was then
+            // acked unseen as "a second copy of a message leased here" (fault tests, 2026-11-24).
+            if link.as_ref().is_some_and(|l| s.live == Some(l.generation)) {
+                s.live = None;
+            }
         }
         if let Some(link) = link {
             tokio::spawn(async move {
@@ -818,7 +846,7 @@ impl Inner {
                 .await
                 .map_err(amqp("queue.bind"))?;
             let mut s = self.state();
-            if s.generation == link.generation {
+            if s.live == Some(link.generation) {
                 s.declared.insert(mb.to_owned());
             }
             s.known.insert(mb.to_owned());
@@ -966,53 +994,25 @@ impl Inner {
                 }
             };
             let acked = self.ledger.contains_key(ledger_key(mailbox, &message.id))?;
-            let now = self.config.clock.now();
-            let skip = {
-                let mut s = self.state();
-                let key = (mailbox.to_owned(), message.id.clone());
-                if s.generation != link.generation {
-                    // Another task replaced this link while we read (a reconnect): a message
-                    // taken on it cannot be leased (its ack would go to a closing channel), and
-                    // offered without a lease its ack would be unknown here. It goes back to
-                    // the queue when the old channel closes; the next fetch reads the new link.
-                    break;
-                }
-                let leased_here = s
-                    .leases
-                    .get(mailbox)
-                    .is_some_and(|l| l.contains_key(&message.id));
-                if acked || leased_here {
-                    true
-                } else {
-                    let peeked = s.peeked.remove(&key);
-                    let count = match s.counts.get(&key) {
-                        Some(n) => n.saturating_add(1),
-                        None => match header_u64(&d.properties, "x-delivery-count") {
-                            Some(n) => u32::try_from(n).unwrap_or(u32::MAX).saturating_add(1),
-                            None if d.redelivered && !peeked => 2,
-                            None => 1,
-                        },
-                    };
-                    s.counts.insert(key.clone(), count);
-                    s.lost.remove(&key);
-                    let until = now + self.config.lease;
-                    s.leases.entry(mailbox.to_owned()).or_default().insert(
-                        message.id.clone(),
-                        Lease {
-                            tag,
-                            generation: link.generation,
-                            until,
-                            message: message.clone(),
-                        },
-                    );
-                    out.push(Delivery {
-                        mailbox: mailbox.to_owned(),
-                        message,
-                        delivery_count: count,
-                        lease_until: until,
-                    });
+            let skip = match self.lease_taken(
+                link,
+                mailbox,
+                message,
+                tag,
+                &d.properties,
+                d.redelivered,
+                acked,
+            ) {
+                Got::Leased(delivery) => {
+                    out.push(delivery);
                     false
                 }
+                Got::Copy => true,
+                // Another task gave this link up while we read (a reconnect): a message taken on
+                // it cannot be leased (its ack would go to a closing channel), and offered
+                // without a lease its ack would be unknown here. It goes back to the queue when
+                // the old channel closes; the next fetch reads the new link.
+                Got::Superseded => break,
             };
             if skip {
                 // Acked already (a republish or a lost ack), or a second copy of a message
@@ -1027,6 +1027,65 @@ impl Inner {
             }
         }
         Ok(out)
+    }
+
+    /// Records a message that `basic.get` on `link` returned with delivery tag `tag`: leased
+    /// here and offered, a copy to acknowledge unseen (`acked`: the ledger knows the id; or the
+    /// id is leased here on this same link), or nothing at all when `link` is no longer live.
+    #[allow(clippy::too_many_arguments)]
+    fn lease_taken(
+        &self,
+        link: &Link,
+        mailbox: &str,
+        message: Message,
+        tag: u64,
+        props: &BasicProperties,
+        redelivered: bool,
+        acked: bool,
+    ) -> Got {
+        let now = self.config.clock.now();
+        let mut s = self.state();
+        if s.live != Some(link.generation) {
+            return Got::Superseded;
+        }
+        let key = (mailbox.to_owned(), message.id.clone());
+        // Only a lease on this same link makes this a second copy; one from an earlier
+        // connection died with it (RabbitMQ put that copy back: this may be it).
+        let leased_here = s
+            .leases
+            .get(mailbox)
+            .and_then(|l| l.get(&message.id))
+            .is_some_and(|l| l.generation == link.generation);
+        if acked || leased_here {
+            return Got::Copy;
+        }
+        let peeked = s.peeked.remove(&key);
+        let count = match s.counts.get(&key) {
+            Some(n) => n.saturating_add(1),
+            None => match header_u64(props, "x-delivery-count") {
+                Some(n) => u32::try_from(n).unwrap_or(u32::MAX).saturating_add(1),
+                None if redelivered && !peeked => 2,
+                None => 1,
+            },
+        };
+        s.counts.insert(key.clone(), count);
+        s.lost.remove(&key);
+        let until = now + self.config.lease;
+        s.leases.entry(mailbox.to_owned()).or_default().insert(
+            message.id.clone(),
+            Lease {
+                tag,
+                generation: link.generation,
+                until,
+                message: message.clone(),
+            },
+        );
+        Got::Leased(Delivery {
+            mailbox: mailbox.to_owned(),
+            message,
+            delivery_count: count,
+            lease_until: until,
+        })
     }
 
     async fn publish_dead(
@@ -1598,5 +1657,106 @@ impl Broker for AmqpBroker {
     async fn ping(&self) -> Result<(), BrokerError> {
         let inner = &self.inner;
         with_link!(inner, |link| inner.ping_once(&link))
+    }
+}
+
+/// Against the real RabbitMQ on 127.0.0.1:5672 (`TRUC_TEST_AMQP_URL` overrides), driving one
+/// interleaving of two tasks by hand.
+#[cfg(test)]
+mod superseded_link {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::ManualClock;
+
+    /// A `basic.get` answered on a link that another task gives up (a failure, a reconnect)
+    /// before the answer is recorded: the message must come back and be offered, not be leased
+    /// under the dead link and its redelivered copy acked unseen as "a second copy of a message
+    /// leased here". This is what lost one accepted package in the relay's fault tests
+    /// (`close_all_connections`, 2026-11-24: acknowledged nowhere, in no queue, never offered).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_read_on_a_link_given_up_meanwhile_is_offered_again() {
+        let url = std::env::var("TRUC_TEST_AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = AmqpConfig {
+            prefix: format!("test.superseded.{}.{nanos}.", std::process::id()),
+            clock: Arc::new(ManualClock::new(
+                UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            )),
+            poll: Duration::from_millis(20),
+            ..AmqpConfig::new(url)
+        };
+        let b = AmqpBroker::open(store, config)
+            .await
+            .expect("RabbitMQ must run on 127.0.0.1:5672 (bash .ci/run starts it)");
+        let mb = "000.00.00.H41";
+        let message = crate::contract::message("m1", SystemTime::now());
+        b.publish(vec![Publish {
+            mailbox: mb.to_owned(),
+            message: message.clone(),
+        }])
+        .await
+        .unwrap();
+
+        // Task 1 reads the message on the live link...
+        let inner = &b.inner;
+        let old = inner.link().await.unwrap();
+        let got = old
+            .get
+            .basic_get(
+                inner.names.mailbox_queue(mb).as_str().into(),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .unwrap()
+            .expect("the message is ready");
+        // ...task 2 meets a failure on that link and gives it up...
+        let simulated = BrokerError::Amqp {
+            op: "test",
+            detail: "simulated failure of another call".to_owned(),
+        };
+        inner.failed(&old, &simulated).await;
+        // ...and only then does task 1 record what it read.
+        let outcome = inner.lease_taken(
+            &old,
+            mb,
+            message,
+            got.delivery.delivery_tag,
+            &got.delivery.properties,
+            got.delivery.redelivered,
+            false,
+        );
+        assert!(matches!(outcome, Got::Superseded), "{outcome:?}");
+        // And should a lease of a dead link ever be left behind (as that race left one before),
+        // it does not make the redelivered copy "a second copy" to ack unseen.
+        inner.put_lease(
+            mb,
+            "m1",
+            Lease {
+                tag: got.delivery.delivery_tag,
+                generation: old.generation,
+                until: inner.config.clock.now() + inner.config.lease,
+                message: crate::contract::message("m1", SystemTime::now()),
+            },
+        );
+
+        // RabbitMQ puts it back when the old connection closes; the next fetch offers it.
+        let offered = b.fetch(mb, 10, Duration::from_secs(10)).await.unwrap();
+        let ids: Vec<&str> = offered.iter().map(|d| d.message.id.as_str()).collect();
+        let result = b.ack(mb, "m1").await;
+        b.delete(&[mb.to_owned()]).await.unwrap();
+        b.close().await;
+        assert_eq!(
+            ids,
+            ["m1"],
+            "the message read on the given-up link was not offered again"
+        );
+        assert_eq!(result.unwrap(), AckOutcome::Acked);
     }
 }
