@@ -18,8 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use broker::contract::abandoned_at;
 use broker::{
-    AckOutcome, AmqpBroker, AmqpConfig, Broker, Digest, ManualClock, Message, MessageKind, Publish,
-    StatsSource,
+    AckOutcome, AmqpBroker, AmqpConfig, Broker, ManualClock, Message, Publish, StatsSource,
 };
 use store::Store;
 
@@ -41,17 +40,9 @@ fn unique_prefix() -> String {
     )
 }
 
+/// The contract suite's envelope, queued now.
 fn message(id: &str) -> Message {
-    Message {
-        id: id.to_owned(),
-        kind: MessageKind::Package,
-        from: "000.00.00.G22".to_owned(),
-        document_id: format!("000.00.00.G22,2026/11/24,{id}/QD"),
-        subject: format!("Văn bản {id}"),
-        size: 10_240,
-        digest: Digest::of(id.as_bytes()),
-        queued_at: SystemTime::now(),
-    }
+    broker::contract::message(id, SystemTime::now())
 }
 
 /// A broker under a unique prefix, deleted (queues and exchanges) when dropped.
