@@ -81,6 +81,9 @@ pub struct RelaySection {
     pub max_package_mb: u64,
     /// Deepest XML nesting accepted.
     pub max_depth: u64,
+    /// Shortest time between two group commits (fsync rounds) of the store, in ms; see
+    /// `store::StoreOptions::commit_gap`.
+    pub commit_gap_ms: u64,
 }
 
 /// The development relay code (documented in `ops/config/truc.example.toml`).
@@ -93,6 +96,7 @@ impl Default for RelaySection {
             lease_seconds: 300,
             max_package_mb: 100,
             max_depth: 64,
+            commit_gap_ms: 8,
         }
     }
 }
@@ -598,11 +602,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Inclusive bounds of the numeric keys: (key path, min, max, unit vi, unit en).
-const BOUNDS: [(&str, u64, u64, &str, &str); 6] = [
+const BOUNDS: [(&str, u64, u64, &str, &str); 7] = [
     ("portal.session_minutes", 5, 10_080, "phút", "minutes"),
     ("relay.lease_seconds", 10, 86_400, "giây", "seconds"),
     ("relay.max_package_mb", 1, 1024, "MiB", "MiB"),
     ("relay.max_depth", 16, 1024, "cấp", "levels"),
+    ("relay.commit_gap_ms", 0, 100, "ms", "ms"),
     ("broker.embedded.cache_mb", 16, 65_536, "MiB", "MiB"),
     ("version", VERSION, VERSION, "", ""),
 ];
@@ -616,6 +621,7 @@ impl Config {
             self.relay.lease_seconds,
             self.relay.max_package_mb,
             self.relay.max_depth,
+            self.relay.commit_gap_ms,
             self.broker.embedded.cache_mb,
             self.version,
         ];
@@ -1171,9 +1177,8 @@ mod tests {
     }
 
     #[test]
-    fn three_mistakes_are_all_reported_with_their_key_paths() {
-        let text =
-            "version = 1\n[relay]\nlease_seconds = 2\nsecret = 1\n[http]\nlisten = \"localhost\"\n";
+    fn four_mistakes_are_all_reported_with_their_key_paths() {
+        let text = "version = 1\n[relay]\nlease_seconds = 2\nsecret = 1\ncommit_gap_ms = 101\n[http]\nlisten = \"localhost\"\n";
         let (config, mut problems) = load(text);
         problems.extend(config.validate());
         let keys: Vec<(&str, &str)> = problems.iter().map(|p| (p.key.as_str(), p.code)).collect();
@@ -1182,6 +1187,7 @@ mod tests {
             vec![
                 ("relay.secret", "unknown_key"),
                 ("relay.lease_seconds", "out_of_range"),
+                ("relay.commit_gap_ms", "out_of_range"),
                 ("http.listen", "bad_address"),
             ]
         );

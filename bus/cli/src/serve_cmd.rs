@@ -175,10 +175,10 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
             data.display()
         )
     })?;
-    // The store's other options (its defaults) may grow; only the cache size is configured here.
-    #[allow(clippy::needless_update)]
+    // The store's other options keep their defaults.
     let options = StoreOptions {
         cache_bytes: config.broker.embedded.cache_mb * 1024 * 1024,
+        commit_gap: Duration::from_millis(config.relay.commit_gap_ms),
         ..StoreOptions::default()
     };
     let store = Store::open_with(

@@ -48,6 +48,11 @@ pub struct StoreOptions {
     /// A package at least this large (default 8 MiB) gets a segment file of its own, written and
     /// fsynced by the putting thread, so it does not hold up the small puts and flushes beside it.
     pub large_package_bytes: u64,
+    /// Shortest time between the starts of two group-commit rounds (default 8 ms; see
+    /// `flush.rs`). Under load, a flush waits up to this long so that one round of fsyncs serves
+    /// more callers; a flush after a quiet spell waits for nothing. Zero: a round starts as soon
+    /// as one is asked for and the last one is over.
+    pub commit_gap: std::time::Duration,
 }
 
 impl Default for StoreOptions {
@@ -56,6 +61,7 @@ impl Default for StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             segment_bytes: 256 * 1024 * 1024,
             large_package_bytes: 8 * 1024 * 1024,
+            commit_gap: std::time::Duration::from_millis(8),
         }
     }
 }
@@ -111,9 +117,11 @@ impl Store {
         let events = db.open_tree(EVENTS_TREE).map_err(db_err("open_tree"))?;
         let next_seq = Arc::new(Mutex::new(events::next_seq(&events)?));
         let flusher =
-            Flusher::start(db.clone(), archive.shared()).map_err(|source| StoreError::Open {
-                path: dir.clone(),
-                source,
+            Flusher::start(db.clone(), archive.shared(), options.commit_gap).map_err(|source| {
+                StoreError::Open {
+                    path: dir.clone(),
+                    source,
+                }
             })?;
         Ok(Store {
             inner: Arc::new(Inner {

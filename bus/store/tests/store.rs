@@ -527,6 +527,43 @@ async fn concurrent_flushes_share_fsyncs() {
     assert_eq!(store.events::<Event>().last_seq(), Some(callers));
 }
 
+/// Flushes asked for one after another, 10 ms apart, all inside one commit gap, are served by one
+/// round, and every write before each of them is durable when it returns. With a zero gap the
+/// same test fails (each gets a round of its own; checked by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_within_the_commit_gap_share_one_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        commit_gap: std::time::Duration::from_secs(1),
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(tmp.path(), options.clone()).unwrap();
+    // A first round, so that the next ones fall within the gap after it.
+    store.flush().await.unwrap();
+    let before = store.fsync_count();
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        store
+            .events::<Event>()
+            .append(&accepted(&format!("d{i}")))
+            .unwrap();
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.flush().await }));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        store.fsync_count() - before,
+        1,
+        "five flushes 10 ms apart within a 1 s gap"
+    );
+    drop(store);
+    let store = Store::open_with(tmp.path(), options).unwrap();
+    assert_eq!(store.events::<Event>().last_seq(), Some(5));
+}
+
 #[tokio::test]
 async fn flush_after_drop_of_other_handles_still_works_and_store_reopens() {
     let tmp = tempfile::tempdir().unwrap();
