@@ -48,10 +48,10 @@ pub struct StoreOptions {
     /// A package at least this large (default 8 MiB) gets a segment file of its own, written and
     /// fsynced by the putting thread, so it does not hold up the small puts and flushes beside it.
     pub large_package_bytes: u64,
-    /// Shortest time between the starts of two group-commit rounds (default 8 ms; see
-    /// `flush.rs`). Under load, a flush waits up to this long so that one round of fsyncs serves
-    /// more callers; a flush after a quiet spell waits for nothing. Zero: a round starts as soon
-    /// as one is asked for and the last one is over.
+    /// Shortest time between the starts of two group-commit rounds under load (default 8 ms;
+    /// see `flush.rs`). A flush then waits up to this long so that one round of fsyncs serves
+    /// more callers; a lone caller, or the first after a quiet spell, waits for nothing. Zero: a
+    /// round starts as soon as one is asked for and the last one is over.
     pub commit_gap: std::time::Duration,
 }
 
@@ -178,6 +178,11 @@ impl Store {
     /// How many fsync rounds the group commit has run since open (for benchmarks and metrics).
     pub fn fsync_count(&self) -> u64 {
         self.inner.flusher.fsyncs()
+    }
+
+    /// How many group-commit rounds waited out part of the commit gap (for tests and metrics).
+    pub fn commit_gap_waits(&self) -> u64 {
+        self.inner.flusher.gap_waits()
     }
 
     /// A number never returned before in this store, across restarts, increasing over time

@@ -50,6 +50,9 @@ fn options() -> StoreOptions {
         segment_bytes: 32 * 1024,
         // The biggest packages take the large path (a segment of their own, no writer lock).
         large_package_bytes: 4 * 1024,
+        // Rounds back to back, as many commits (and crash points inside them) as the disk allows;
+        // the broker's kill9 test runs with the default gap.
+        commit_gap: std::time::Duration::ZERO,
         ..StoreOptions::default()
     }
 }

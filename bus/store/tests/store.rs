@@ -527,41 +527,66 @@ async fn concurrent_flushes_share_fsyncs() {
     assert_eq!(store.events::<Event>().last_seq(), Some(callers));
 }
 
-/// Flushes asked for one after another, 10 ms apart, all inside one commit gap, are served by one
-/// round, and every write before each of them is durable when it returns. With a zero gap the
-/// same test fails (each gets a round of its own; checked by hand).
+/// One caller flushing time after time (a unit sending document after document, each waiting for
+/// its answer) never waits for the commit gap: each of its rounds served it alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flushes_within_the_commit_gap_share_one_round() {
+async fn a_lone_caller_never_waits_for_the_commit_gap() {
     let tmp = tempfile::tempdir().unwrap();
     let options = StoreOptions {
         commit_gap: std::time::Duration::from_secs(1),
         ..StoreOptions::default()
     };
-    let store = Store::open_with(tmp.path(), options.clone()).unwrap();
-    // A first round, so that the next ones fall within the gap after it.
-    store.flush().await.unwrap();
+    let store = Store::open_with(tmp.path(), options).unwrap();
     let before = store.fsync_count();
-    let mut tasks = Vec::new();
-    for i in 0..5 {
+    for i in 0..20 {
         store
             .events::<Event>()
             .append(&accepted(&format!("d{i}")))
             .unwrap();
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.fsync_count() - before, 20);
+    assert_eq!(store.commit_gap_waits(), 0);
+}
+
+/// Many callers at once: rounds wait out the gap and serve them together, and every write is
+/// durable (read back after reopening).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_wait_out_the_commit_gap_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        commit_gap: std::time::Duration::from_millis(100),
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(tmp.path(), options.clone()).unwrap();
+    let before = store.fsync_count();
+    let (callers, each) = (64u64, 5u64);
+    let mut tasks = Vec::new();
+    for c in 0..callers {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.flush().await }));
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tasks.push(tokio::spawn(async move {
+            for k in 0..each {
+                store
+                    .events::<Event>()
+                    .append(&accepted(&format!("d{c}-{k}")))
+                    .unwrap();
+                store.flush().await.unwrap();
+            }
+        }));
     }
     for t in tasks {
-        t.await.unwrap().unwrap();
+        t.await.unwrap();
     }
-    assert_eq!(
-        store.fsync_count() - before,
-        1,
-        "five flushes 10 ms apart within a 1 s gap"
+    let rounds = store.fsync_count() - before;
+    assert!(store.commit_gap_waits() >= 1, "no round waited for the gap");
+    assert!(
+        rounds < callers * each / 4,
+        "{} flushes took {rounds} rounds",
+        callers * each
     );
     drop(store);
     let store = Store::open_with(tmp.path(), options).unwrap();
-    assert_eq!(store.events::<Event>().last_seq(), Some(5));
+    assert_eq!(store.events::<Event>().last_seq(), Some(callers * each));
 }
 
 #[tokio::test]
