@@ -125,7 +125,11 @@ impl Relay {
                         status_code: a.status_code.clone(),
                         description: a.description.clone(),
                     };
-                    this.inner.tracking.record(&event)?;
+                    if this.inner.cluster.is_some() {
+                        this.inner.tracking.record(&event)?;
+                    } else {
+                        this.inner.tracking.record_new(&event)?;
+                    }
                     // With other nodes the same package may have been folded from another
                     // node's event first: its header is the one that counts. Alone, the header is
                     // the one just recorded.
