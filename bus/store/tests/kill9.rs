@@ -51,7 +51,7 @@ fn options() -> StoreOptions {
         // The biggest packages take the large path (a segment of their own, no writer lock).
         large_package_bytes: 4 * 1024,
         // Rounds back to back, as many commits (and crash points inside them) as the disk allows;
-        // the broker's kill9 test runs with the default gap.
+        // the relay's kill9 test runs with the default gap.
         commit_gap: std::time::Duration::ZERO,
         ..StoreOptions::default()
     }
