@@ -13,8 +13,10 @@
 //! That makes each round serve more callers: fewer fsyncs, fewer sled log writes (each wakes all
 //! of sled's idle I/O threads) and fewer thread wake-ups per package. "Under load" means the last
 //! round served several callers or was asked for again while it ran. A lone caller flushing
-//! time after time (one unit sending document after document) never waits for the gap, and
-//! neither does the first caller after a quiet spell.
+//! time after time (nothing else writing) never waits for the gap, and neither does the first
+//! caller after a quiet spell. The price: with a few callers at a time, each waits up to the gap
+//! (in the relay one sender's submissions and its recipient's acks are already two, see
+//! `commit_gap_ms` in ops/config/truc.example.toml for what that costs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
