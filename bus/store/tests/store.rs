@@ -589,6 +589,45 @@ async fn concurrent_callers_wait_out_the_commit_gap_together() {
     assert_eq!(store.events::<Event>().last_seq(), Some(callers * each));
 }
 
+/// A burst of callers that is all in does not wait out the gap: under a 10 s gap, 8 callers
+/// flushing 3 times each are done long before one gap has passed, because a waiting round starts
+/// once no new caller has asked for a moment. (Waiting out the gap, it takes over 10 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_that_is_in_does_not_wait_out_the_commit_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        commit_gap: std::time::Duration::from_secs(10),
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(tmp.path(), options).unwrap();
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..3 {
+                store
+                    .events::<Event>()
+                    .append(&accepted(&format!("d{c}-{k}")))
+                    .unwrap();
+                store.flush().await.unwrap();
+            }
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(8), all)
+        .await
+        .expect("the flushes waited out a 10 s gap");
+    assert!(
+        store.commit_gap_waits() >= 1,
+        "the gap never came into play"
+    );
+    assert_eq!(store.events::<Event>().last_seq(), Some(24));
+}
+
 #[tokio::test]
 async fn flush_after_drop_of_other_handles_still_works_and_store_reopens() {
     let tmp = tempfile::tempdir().unwrap();
