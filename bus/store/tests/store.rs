@@ -527,55 +527,57 @@ async fn concurrent_flushes_share_fsyncs() {
     assert_eq!(store.events::<Event>().last_seq(), Some(callers));
 }
 
+fn with_gap(gap: std::time::Duration) -> StoreOptions {
+    StoreOptions {
+        commit_gap: gap,
+        ..StoreOptions::default()
+    }
+}
+
+/// `callers` tasks, each appending an event and flushing `each` times in turn.
+fn flushing_callers(store: &Store, callers: u64, each: u64) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..callers)
+        .map(|c| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for k in 0..each {
+                    store
+                        .events::<Event>()
+                        .append(&accepted(&format!("d{c}-{k}")))
+                        .unwrap();
+                    store.flush().await.unwrap();
+                }
+            })
+        })
+        .collect()
+}
+
 /// One caller flushing time after time (a unit sending document after document, each waiting for
-/// its answer) never waits for the commit gap: each of its rounds served it alone.
+/// its answer, with nothing else writing) never waits for the commit gap: each of its rounds
+/// served it alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_caller_never_waits_for_the_commit_gap() {
     let tmp = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        commit_gap: std::time::Duration::from_secs(1),
-        ..StoreOptions::default()
-    };
-    let store = Store::open_with(tmp.path(), options).unwrap();
+    let store = Store::open_with(tmp.path(), with_gap(std::time::Duration::from_secs(1))).unwrap();
     let before = store.fsync_count();
-    for i in 0..20 {
-        store
-            .events::<Event>()
-            .append(&accepted(&format!("d{i}")))
-            .unwrap();
-        store.flush().await.unwrap();
+    for task in flushing_callers(&store, 1, 20) {
+        task.await.unwrap();
     }
     assert_eq!(store.fsync_count() - before, 20);
     assert_eq!(store.commit_gap_waits(), 0);
 }
 
-/// Many callers at once: rounds wait out the gap and serve them together, and every write is
+/// Many callers at once: rounds wait for the gap and serve them together, and every write is
 /// durable (read back after reopening).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_wait_out_the_commit_gap_together() {
     let tmp = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        commit_gap: std::time::Duration::from_millis(100),
-        ..StoreOptions::default()
-    };
+    let options = with_gap(std::time::Duration::from_millis(100));
     let store = Store::open_with(tmp.path(), options.clone()).unwrap();
     let before = store.fsync_count();
     let (callers, each) = (64u64, 5u64);
-    let mut tasks = Vec::new();
-    for c in 0..callers {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            for k in 0..each {
-                store
-                    .events::<Event>()
-                    .append(&accepted(&format!("d{c}-{k}")))
-                    .unwrap();
-                store.flush().await.unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
+    for task in flushing_callers(&store, callers, each) {
+        task.await.unwrap();
     }
     let rounds = store.fsync_count() - before;
     assert!(store.commit_gap_waits() >= 1, "no round waited for the gap");
@@ -595,24 +597,8 @@ async fn concurrent_callers_wait_out_the_commit_gap_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_that_is_in_does_not_wait_out_the_commit_gap() {
     let tmp = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        commit_gap: std::time::Duration::from_secs(10),
-        ..StoreOptions::default()
-    };
-    let store = Store::open_with(tmp.path(), options).unwrap();
-    let mut tasks = Vec::new();
-    for c in 0..8 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            for k in 0..3 {
-                store
-                    .events::<Event>()
-                    .append(&accepted(&format!("d{c}-{k}")))
-                    .unwrap();
-                store.flush().await.unwrap();
-            }
-        }));
-    }
+    let store = Store::open_with(tmp.path(), with_gap(std::time::Duration::from_secs(10))).unwrap();
+    let tasks = flushing_callers(&store, 8, 3);
     let all = async {
         for t in tasks {
             t.await.unwrap();
