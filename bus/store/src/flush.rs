@@ -10,14 +10,14 @@
 //!
 //! Under load, rounds start at most once per `gap` ([`crate::StoreOptions::commit_gap`]): a round
 //! asked for sooner waits out the rest of the gap, and every caller arriving meanwhile joins it;
-//! it starts early once no new caller has asked for 2 ms (the burst is in).
-//! That makes each round serve more callers: fewer fsyncs, fewer sled log writes (each wakes all
-//! of sled's idle I/O threads) and fewer thread wake-ups per package. "Under load" means the last
-//! round served several callers or was asked for again while it ran. A lone caller flushing
-//! time after time (nothing else writing) never waits for the gap, and neither does the first
-//! caller after a quiet spell. The price: with a few callers at a time, each may wait some of the gap
-//! (in the relay one sender's submissions and its recipient's acks are already two, see
-//! `commit_gap_ms` in ops/config/truc.example.toml for what that costs).
+//! it starts early once no new caller has asked for 2 ms (the burst is in). That makes each round
+//! serve more callers: fewer fsyncs, fewer sled log writes (each wakes all of sled's idle I/O
+//! threads) and fewer thread wake-ups per package. "Under load" means the last round served
+//! several callers or was asked for again while it ran. A lone caller flushing time after time
+//! (nothing else writing) never waits for the gap, and neither does the first caller after a
+//! quiet spell. The price: with a few callers at a time, each may wait some of the gap (in the
+//! relay one sender's submissions and its recipient's acks are already two; see `commit_gap_ms`
+//! in ops/config/truc.example.toml for what that costs).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -33,9 +33,7 @@ use crate::archive::Shared as ArchiveShared;
 struct Requests {
     /// Rounds started so far (the round being run, if any, is number `started`).
     started: u64,
-    /// Someone asked for a round that has not started yet.
-    pending: bool,
-    /// How many flush calls asked for the round that has not started yet.
+    /// How many flush calls asked for the round that has not started yet (none: nothing to do).
     asking: u64,
     /// Set by `Drop`: run one last round, then stop.
     shutdown: bool,
@@ -102,7 +100,6 @@ impl Flusher {
             if r.shutdown {
                 return Err(StoreError::Closed);
             }
-            r.pending = true;
             r.asking += 1;
             r.started + 1
         };
@@ -146,7 +143,7 @@ fn run(
                 .requests
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            while !r.pending && !r.shutdown {
+            while r.asking == 0 && !r.shutdown {
                 r = shared.wake.wait(r).unwrap_or_else(PoisonError::into_inner);
             }
             r.shutdown
@@ -164,7 +161,6 @@ fn run(
                 .requests
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            r.pending = false;
             r.started += 1;
             (r.started, std::mem::take(&mut r.asking), r.shutdown)
         };
@@ -181,7 +177,8 @@ fn run(
             .requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .pending;
+            .asking
+            > 0;
         busy = served >= 2 || asked_meanwhile;
         tx.send_modify(|c| {
             c.round = round;
@@ -213,15 +210,14 @@ fn linger(shared: &Shared, until: Instant) {
             .unwrap_or_else(PoisonError::into_inner);
         (r.asking, r.shutdown)
     };
+    if until <= Instant::now() {
+        return;
+    }
+    shared.gap_waits.fetch_add(1, Ordering::Relaxed);
     let (mut seen, _) = asking();
-    let mut waited = false;
     while let Some(rest) = until.checked_duration_since(Instant::now())
         && !rest.is_zero()
     {
-        if !waited {
-            shared.gap_waits.fetch_add(1, Ordering::Relaxed);
-            waited = true;
-        }
         std::thread::sleep(rest.min(QUIET));
         let (now, shutdown) = asking();
         if shutdown || now == seen {

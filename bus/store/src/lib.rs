@@ -180,7 +180,7 @@ impl Store {
         self.inner.flusher.fsyncs()
     }
 
-    /// How many group-commit rounds waited out part of the commit gap (for tests and metrics).
+    /// How many group-commit rounds waited out part of the commit gap (for tests).
     pub fn commit_gap_waits(&self) -> u64 {
         self.inner.flusher.gap_waits()
     }
