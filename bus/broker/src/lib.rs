@@ -38,7 +38,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use connect::DEFAULT_HEARTBEAT_SECS;
 pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use error::{BrokerError, Fault};
-pub use shared_log::{LogRecord, RECORDS_PER_MESSAGE, SharedLog, SharedLogConfig};
+pub use shared_log::{
+    DEFAULT_APPEND_GAP, LogRecord, RECORDS_PER_MESSAGE, SharedLog, SharedLogConfig,
+};
 pub use store::Digest;
 
 /// What a message announces.

@@ -22,11 +22,23 @@
 //! `truc bench` this halved the stream's messages (about 1,000 a second to 500) and the relay on
 //! amqp went from 528–568 to 564–662 packages/s. Two messages awaiting confirms at once made
 //! smaller groups and was slower (598 / 582 against 650 / 688 packages/s), so it is one.
+//!
+//! Under load, messages start at most once per [`SharedLogConfig::append_gap`] (default 8 ms,
+//! `[broker.amqp] shared_log_gap_ms`): a message due sooner waits out the rest of the gap, and
+//! every record appended meanwhile goes with it. Without it the relay's appends, which come in
+//! waves (one per group commit of the store), went out as two to three messages per wave: about
+//! 0.7 stream messages per package. Each message is a chunk RabbitMQ's stream writer writes and
+//! every node's reader reads back, and RabbitMQ spent most of its CPU there. "Under load" means
+//! the last message carried several records or records came in while it was out, so a lone
+//! appender (one record at a time, nothing else appending) never waits; and a waiting message
+//! starts early once no record has come for 2 ms (the burst is in).
+//!
 //! A record's [`LogRecord::offset`] is its message's stream offset times [`RECORDS_PER_MESSAGE`]
 //! plus its place in the message, so offsets stay strictly increasing and a reader can resume in
 //! the middle of a message. A message without the header (as every message was before grouping)
 //! is one record.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -52,6 +64,9 @@ pub struct SharedLogConfig {
     pub reconnect_for: Duration,
     /// Records read ahead of the reader (RabbitMQ's consumer prefetch; default 256).
     pub prefetch: u16,
+    /// Under load, messages start at most once per this (see the module docs; default
+    /// [`DEFAULT_APPEND_GAP`], `[broker.amqp] log_gap_ms`).
+    pub append_gap: Duration,
 }
 
 impl SharedLogConfig {
@@ -61,6 +76,7 @@ impl SharedLogConfig {
             prefix: prefix.into(),
             reconnect_for: Duration::from_secs(30),
             prefetch: 256,
+            append_gap: DEFAULT_APPEND_GAP,
         }
     }
 
@@ -69,6 +85,9 @@ impl SharedLogConfig {
         format!("{}events", self.prefix)
     }
 }
+
+/// How often, at most, a message is started under load.
+pub const DEFAULT_APPEND_GAP: Duration = Duration::from_millis(8);
 
 /// Records one stream message can carry (a record's offset is its message's stream offset times
 /// this, plus its place in the message).
@@ -107,6 +126,15 @@ struct Inner {
     queue: mpsc::UnboundedSender<Pending>,
 }
 
+/// What the append task has done, for tests and readings.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Stream messages published (a message published again after a failure counts again).
+    messages: AtomicU64,
+    /// Messages that waited out part of the gap before they started.
+    gap_waits: AtomicU64,
+}
+
 /// What the append task works with (shared with the handle, for `delete` and `close`).
 #[derive(Debug)]
 struct Appender {
@@ -114,6 +142,7 @@ struct Appender {
     /// The append connection and its confirm-mode channel; `None` after a failure until the
     /// next publish reconnects.
     link: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+    counts: Counts,
 }
 
 /// An append waiting for the task: the record and where its outcome goes.
@@ -171,6 +200,7 @@ impl SharedLog {
         let appender = Arc::new(Appender {
             config: config.clone(),
             link: tokio::sync::Mutex::new(None),
+            counts: Counts::default(),
         });
         let link = appender.connect().await?;
         *appender.link.lock().await = Some(link);
@@ -210,6 +240,16 @@ impl SharedLog {
         outcome.await.map_err(|_| gone())?
     }
 
+    /// Stream messages this log has published so far (its clones share the count).
+    pub fn messages(&self) -> u64 {
+        self.inner.appender.counts.messages.load(Ordering::Relaxed)
+    }
+
+    /// Messages that waited out part of the append gap before they started.
+    pub fn gap_waits(&self) -> u64 {
+        self.inner.appender.counts.gap_waits.load(Ordering::Relaxed)
+    }
+
     /// Reads every record from `from` on (`None`: from the first record), in order, into the
     /// returned channel, until the receiver is dropped or the log is dropped. Reconnects by
     /// itself after a lost connection.
@@ -245,7 +285,20 @@ impl SharedLog {
 /// The append task: takes every record that came in while the previous message was out, sends
 /// them as one message, and answers each append with that message's outcome.
 async fn append_loop(appender: Arc<Appender>, mut queue: mpsc::UnboundedReceiver<Pending>) {
+    let gap = appender.config.append_gap;
+    // When the last message started, and whether the log is busy: that message carried several
+    // records, or records came in while it was out.
+    let mut last: Option<tokio::time::Instant> = None;
+    let mut busy = false;
     while let Some(first) = queue.recv().await {
+        if let Some(due) = last.map(|t| t + gap)
+            && busy
+            && due > tokio::time::Instant::now()
+        {
+            appender.counts.gap_waits.fetch_add(1, Ordering::Relaxed);
+            linger(&queue, due).await;
+        }
+        last = Some(tokio::time::Instant::now());
         let mut bytes = first.data.len();
         let mut batch = vec![first];
         while batch.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
@@ -258,6 +311,7 @@ async fn append_loop(appender: Arc<Appender>, mut queue: mpsc::UnboundedReceiver
             }
         }
         let outcome = appender.publish(&batch).await;
+        busy = batch.len() > 1 || !queue.is_empty();
         for p in batch {
             let answer = match &outcome {
                 Ok(()) => Ok(()),
@@ -276,6 +330,27 @@ async fn append_loop(appender: Arc<Appender>, mut queue: mpsc::UnboundedReceiver
             // An append whose caller gave up has nobody to tell.
             let _ = p.done.send(answer);
         }
+    }
+}
+
+/// How long no record may come before a message waiting out the gap starts early.
+const QUIET: Duration = Duration::from_millis(2);
+
+/// Waits until `due`, or until no record has come for [`QUIET`] (the burst is in). It looks at the
+/// queue in steps rather than being woken by each record, which would spend what the gap saves.
+async fn linger(queue: &mpsc::UnboundedReceiver<Pending>, due: tokio::time::Instant) {
+    let mut queued = queue.len();
+    loop {
+        let left = due.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(QUIET.min(left)).await;
+        let now = queue.len();
+        if now == queued {
+            return;
+        }
+        queued = now;
     }
 }
 
@@ -382,6 +457,7 @@ impl Appender {
     }
 
     async fn publish_once(&self, data: &[u8], props: BasicProperties) -> Result<(), BrokerError> {
+        self.counts.messages.fetch_add(1, Ordering::Relaxed);
         let confirm = {
             let mut slot = self.link.lock().await;
             let live = slot

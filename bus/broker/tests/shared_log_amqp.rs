@@ -339,3 +339,104 @@ async fn concurrent_appends_share_messages_and_a_reader_resumes_inside_one() {
         seen[inside].offset
     );
 }
+
+/// A log under `prefix` whose messages start at most once per `gap` under load.
+async fn with_gap(prefix: &str, gap: Duration) -> SharedLog {
+    SharedLog::open(SharedLogConfig {
+        append_gap: gap,
+        ..SharedLogConfig::new(url(), prefix)
+    })
+    .await
+    .unwrap()
+}
+
+/// `n` appenders at once, each appending `each` records `<tag><appender>.<i>` one after another.
+async fn appenders(log: &SharedLog, n: usize, each: usize, tag: &str) {
+    let tasks: Vec<_> = (0..n)
+        .map(|t| {
+            let (log, tag) = (log.clone(), tag.to_owned());
+            tokio::spawn(async move {
+                for i in 0..each {
+                    log.append(format!("{tag}{t}.{i}").as_bytes())
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_appender_never_waits_for_the_append_gap() {
+    let prefix = unique_prefix();
+    // A gap no test could sit out unnoticed: 20 waits would take 20 s.
+    let log = with_gap(&prefix, Duration::from_secs(1)).await;
+    let _cleanup = Cleanup(log.clone());
+    let mut reader = log.read_from(None);
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        log.append(format!("lone{i}").as_bytes()).await.unwrap();
+    }
+    let took = started.elapsed();
+    assert_eq!(log.gap_waits(), 0, "an appender alone waited for the gap");
+    assert_eq!(log.messages(), 20, "one message per append, each alone");
+    let seen = take(&mut reader, 20).await;
+    let data: Vec<String> = seen
+        .iter()
+        .map(|r| String::from_utf8(r.data.clone()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("lone{i}")).collect();
+    assert_eq!(data, expected);
+    println!("20 lone appends in {took:?}, none waited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_wait_out_the_append_gap_together() {
+    let prefix = unique_prefix();
+    let log = with_gap(&prefix, Duration::from_millis(100)).await;
+    let _cleanup = Cleanup(log.clone());
+    let mut reader = log.read_from(None);
+    appenders(&log, 32, 5, "t").await;
+    let (messages, waits) = (log.messages(), log.gap_waits());
+    assert!(waits >= 1, "32 appenders at once never waited for the gap");
+    // Each wait gathers what came in meanwhile: 160 appends in far fewer messages.
+    assert!(
+        messages <= 40,
+        "160 appends went out in {messages} messages under a 100 ms gap"
+    );
+    let seen = take(&mut reader, 160).await;
+    for t in 0..32 {
+        let mine: Vec<String> = seen
+            .iter()
+            .map(|r| String::from_utf8(r.data.clone()).unwrap())
+            .filter(|s| s.starts_with(&format!("t{t}.")))
+            .collect();
+        let expected: Vec<String> = (0..5).map(|i| format!("t{t}.{i}")).collect();
+        assert_eq!(mine, expected, "appender {t}: every record once, in order");
+    }
+    println!("160 appends from 32 appenders: {messages} messages, {waits} waited for the gap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_that_is_in_does_not_wait_out_the_append_gap() {
+    let prefix = unique_prefix();
+    // Waiting out this gap even once per round of appends would take 20 s.
+    let log = with_gap(&prefix, Duration::from_secs(10)).await;
+    let _cleanup = Cleanup(log.clone());
+    let started = std::time::Instant::now();
+    appenders(&log, 8, 3, "b").await;
+    let took = started.elapsed();
+    let waits = log.gap_waits();
+    assert!(waits >= 1, "8 appenders at once never waited for the gap");
+    assert!(
+        took < Duration::from_secs(8),
+        "24 appends took {took:?}: a message waited out the 10 s gap after the burst was in"
+    );
+    println!(
+        "24 appends from 8 appenders in {took:?}: {} messages, {waits} waited",
+        log.messages()
+    );
+}

@@ -179,6 +179,9 @@ pub struct AmqpSection {
     /// Share events and sealed bodies with the other relay nodes on this RabbitMQ through the
     /// stream `<prefix>events`, so every node serves every unit.
     pub shared_log: bool,
+    /// Shortest time between two stream messages of the shared log under load, in ms
+    /// (`broker::SharedLogConfig::append_gap`).
+    pub shared_log_gap_ms: u64,
     /// RabbitMQ's management HTTP API, where the operator view lists every mailbox at once;
     /// empty: the `[broker] url` host on port 15672 (15671 for amqps) with its credentials.
     pub management_url: String,
@@ -190,6 +193,7 @@ impl Default for AmqpSection {
             queue_type: AmqpQueueType::default(),
             prefix: "truc.".to_owned(),
             shared_log: true,
+            shared_log_gap_ms: 8,
             management_url: String::new(),
         }
     }
@@ -602,13 +606,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Inclusive bounds of the numeric keys: (key path, min, max, unit vi, unit en).
-const BOUNDS: [(&str, u64, u64, &str, &str); 7] = [
+const BOUNDS: [(&str, u64, u64, &str, &str); 8] = [
     ("portal.session_minutes", 5, 10_080, "phút", "minutes"),
     ("relay.lease_seconds", 10, 86_400, "giây", "seconds"),
     ("relay.max_package_mb", 1, 1024, "MiB", "MiB"),
     ("relay.max_depth", 16, 1024, "cấp", "levels"),
     ("relay.commit_gap_ms", 0, 100, "ms", "ms"),
     ("broker.embedded.cache_mb", 16, 65_536, "MiB", "MiB"),
+    ("broker.amqp.shared_log_gap_ms", 0, 100, "ms", "ms"),
     ("version", VERSION, VERSION, "", ""),
 ];
 
@@ -623,6 +628,7 @@ impl Config {
             self.relay.max_depth,
             self.relay.commit_gap_ms,
             self.broker.embedded.cache_mb,
+            self.broker.amqp.shared_log_gap_ms,
             self.version,
         ];
         for ((key, min, max, unit_vi, unit_en), value) in BOUNDS.iter().zip(numbers) {
@@ -1177,8 +1183,8 @@ mod tests {
     }
 
     #[test]
-    fn four_mistakes_are_all_reported_with_their_key_paths() {
-        let text = "version = 1\n[relay]\nlease_seconds = 2\nsecret = 1\ncommit_gap_ms = 101\n[http]\nlisten = \"localhost\"\n";
+    fn five_mistakes_are_all_reported_with_their_key_paths() {
+        let text = "version = 1\n[relay]\nlease_seconds = 2\nsecret = 1\ncommit_gap_ms = 101\n[http]\nlisten = \"localhost\"\n[broker.amqp]\nshared_log_gap_ms = 250\n";
         let (config, mut problems) = load(text);
         problems.extend(config.validate());
         let keys: Vec<(&str, &str)> = problems.iter().map(|p| (p.key.as_str(), p.code)).collect();
@@ -1188,6 +1194,7 @@ mod tests {
                 ("relay.secret", "unknown_key"),
                 ("relay.lease_seconds", "out_of_range"),
                 ("relay.commit_gap_ms", "out_of_range"),
+                ("broker.amqp.shared_log_gap_ms", "out_of_range"),
                 ("http.listen", "bad_address"),
             ]
         );

@@ -290,10 +290,13 @@ fn serve(config: &Config, lang: Lang) -> anyhow::Result<ExitCode> {
     let shared_log = config.broker.kind == BrokerKind::Amqp && config.broker.amqp.shared_log;
     let relay = if shared_log {
         // One node of several on this RabbitMQ: catches up with the shared log before serving.
-        let log = broker::SharedLogConfig::new(
-            config.broker.url.clone(),
-            config.broker.amqp.prefix.clone(),
-        );
+        let log = broker::SharedLogConfig {
+            append_gap: Duration::from_millis(config.broker.amqp.shared_log_gap_ms),
+            ..broker::SharedLogConfig::new(
+                config.broker.url.clone(),
+                config.broker.amqp.prefix.clone(),
+            )
+        };
         runtime.block_on(async {
             let log = broker::SharedLog::open(log).await.map_err(broker_err)?;
             Relay::open_clustered(store, broker, directory, relay_config, log)
