@@ -65,7 +65,7 @@ pub struct SharedLogConfig {
     /// Records read ahead of the reader (RabbitMQ's consumer prefetch; default 256).
     pub prefetch: u16,
     /// Under load, messages start at most once per this (see the module docs; default
-    /// [`DEFAULT_APPEND_GAP`], `[broker.amqp] log_gap_ms`).
+    /// [`DEFAULT_APPEND_GAP`], `[broker.amqp] shared_log_gap_ms`).
     pub append_gap: Duration,
 }
 
