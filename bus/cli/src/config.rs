@@ -86,6 +86,11 @@ pub struct RelaySection {
     pub commit_gap_ms: u64,
 }
 
+/// A default duration as the whole milliseconds a config key holds (the constants are small).
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The development relay code (documented in `ops/config/truc.example.toml`).
 pub const DEV_RELAY_ID: &str = "000.00.00.A00";
 
@@ -96,7 +101,7 @@ impl Default for RelaySection {
             lease_seconds: 300,
             max_package_mb: 100,
             max_depth: 64,
-            commit_gap_ms: 8,
+            commit_gap_ms: millis(store::DEFAULT_COMMIT_GAP),
         }
     }
 }
@@ -193,7 +198,7 @@ impl Default for AmqpSection {
             queue_type: AmqpQueueType::default(),
             prefix: "truc.".to_owned(),
             shared_log: true,
-            shared_log_gap_ms: 8,
+            shared_log_gap_ms: millis(broker::DEFAULT_APPEND_GAP),
             management_url: String::new(),
         }
     }

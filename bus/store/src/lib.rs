@@ -55,13 +55,16 @@ pub struct StoreOptions {
     pub commit_gap: std::time::Duration,
 }
 
+/// The default [`StoreOptions::commit_gap`] (the relay's `[relay] commit_gap_ms` defaults to it).
+pub const DEFAULT_COMMIT_GAP: std::time::Duration = std::time::Duration::from_millis(8);
+
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             segment_bytes: 256 * 1024 * 1024,
             large_package_bytes: 8 * 1024 * 1024,
-            commit_gap: std::time::Duration::from_millis(8),
+            commit_gap: DEFAULT_COMMIT_GAP,
         }
     }
 }
