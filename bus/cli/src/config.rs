@@ -1352,6 +1352,33 @@ mod tests {
         );
     }
 
+    /// The shared log carries every accepted package's sealed body, grouped with others into
+    /// RabbitMQ messages of up to 4 MiB plus one package, so the RabbitMQ configuration we ship
+    /// must let through a message larger than the biggest package the example relay accepts
+    /// (it once said 16 MiB, written when only small envelopes went to RabbitMQ: every package
+    /// over about 16 MiB would have failed on a relay with the shared log).
+    #[test]
+    fn the_shipped_rabbitmq_conf_lets_the_largest_package_through_the_shared_log() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/rabbitmq/rabbitmq.conf");
+        let text = std::fs::read_to_string(path).unwrap();
+        let max: u64 = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("max_message_size"))
+            .filter_map(|rest| rest.trim().strip_prefix('='))
+            .map(|v| v.trim().parse().unwrap())
+            .next()
+            .expect("rabbitmq.conf sets max_message_size");
+        let (example, _) = load(&example_text());
+        let mib = 1024 * 1024;
+        let largest_message = (example.relay.max_package_mb + 5) * mib;
+        assert!(
+            max >= largest_message,
+            "max_message_size {max} is below a {} MiB package plus a 4 MiB batch and framing",
+            example.relay.max_package_mb
+        );
+        assert!(max <= 512 * mib, "RabbitMQ refuses to start above 512 MiB");
+    }
+
     #[test]
     fn an_empty_file_with_a_version_is_the_defaults() {
         let (config, problems) = load("version = 1\n");
