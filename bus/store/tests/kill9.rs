@@ -118,6 +118,34 @@ fn child(dir: &str, round: u32) {
     });
 }
 
+/// The run's directory, deleted at the end of a passing run but kept (and its path printed) when the
+/// run fails: a store that does not reopen after a SIGKILL cannot be made again on demand, so what
+/// it left on disk is the evidence (a fresh-clone CI run once lost it: sled could not open its own
+/// database, and the temporary directory went with the failed test).
+struct KeptOnFailure(Option<tempfile::TempDir>);
+
+impl KeptOnFailure {
+    fn path(&self) -> &std::path::Path {
+        self.0
+            .as_ref()
+            .map(|t| t.path())
+            .expect("present until dropped")
+    }
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(tmp) = self.0.take()
+        {
+            eprintln!(
+                "kill9 (store): the failed run's files are kept in {}",
+                tmp.keep().display()
+            );
+        }
+    }
+}
+
 fn parent() {
     let rounds: u32 = std::env::var("STORE_KILL9_ROUNDS")
         .ok()
@@ -135,7 +163,7 @@ fn parent() {
         });
     println!("kill9 (store): {rounds} rounds, seed {seed}");
     let mut rng = seed;
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = KeptOnFailure(Some(tempfile::tempdir().unwrap()));
     let dir = tmp.path().join("store");
     // (round, n) -> (seq, archived digest) for every write the child was told is durable.
     let mut acked: BTreeMap<(u32, u64), (u64, Option<Digest>)> = BTreeMap::new();
