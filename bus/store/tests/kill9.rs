@@ -122,25 +122,15 @@ fn child(dir: &str, round: u32) {
 /// run fails: a store that does not reopen after a SIGKILL cannot be made again on demand, so what
 /// it left on disk is the evidence (a fresh-clone CI run once lost it: sled could not open its own
 /// database, and the temporary directory went with the failed test).
-struct KeptOnFailure(Option<tempfile::TempDir>);
-
-impl KeptOnFailure {
-    fn path(&self) -> &std::path::Path {
-        self.0
-            .as_ref()
-            .map(|t| t.path())
-            .expect("present until dropped")
-    }
-}
+struct KeptOnFailure(tempfile::TempDir);
 
 impl Drop for KeptOnFailure {
     fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Some(tmp) = self.0.take()
-        {
+        if std::thread::panicking() {
+            self.0.disable_cleanup(true);
             eprintln!(
                 "kill9 (store): the failed run's files are kept in {}",
-                tmp.keep().display()
+                self.0.path().display()
             );
         }
     }
@@ -163,8 +153,8 @@ fn parent() {
         });
     println!("kill9 (store): {rounds} rounds, seed {seed}");
     let mut rng = seed;
-    let tmp = KeptOnFailure(Some(tempfile::tempdir().unwrap()));
-    let dir = tmp.path().join("store");
+    let tmp = KeptOnFailure(tempfile::tempdir().unwrap());
+    let dir = tmp.0.path().join("store");
     // (round, n) -> (seq, archived digest) for every write the child was told is durable.
     let mut acked: BTreeMap<(u32, u64), (u64, Option<Digest>)> = BTreeMap::new();
     // Shared packages acknowledged: digest -> (round, k).
